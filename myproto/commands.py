@@ -1,0 +1,434 @@
+"""
+What each command does: a request and the cache in, reply lines out.
+
+One function per verb, found through one table.  Reply lines are bytes
+without their CRLF; a data block is one line of its own.  Nothing here sees a
+transport or the reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Callable
+
+from myproto import wire
+from myproto.config import ServerSettings
+from myproto.errors import ClientError, ServerError, UnknownCommand
+from myproto.stats import ServerStats
+from myproto.store import MemoryStore
+
+# Clients gate features on the server's version, so myproto reports the
+# memcached release whose protocol it speaks.
+PROTOCOL_VERSION = b"1.6.18"
+
+# memcached's longest relative expiry; larger values are absolute unix times.
+MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30
+
+# Reply lines, as a list of byte strings.
+Lines = list[bytes]
+
+
+class Cache:
+    """
+    Everything commands act on: the store, the counters and the settings.
+
+    @ivar store: the items.
+    @ivar stats: the server-wide counters.
+    @ivar settings: the server's settings.
+    @ivar verbosity: the current verbosity, which C{verbosity} changes.
+    @ivar startedAt: clock seconds when the server started.
+    """
+
+    def __init__(self, store: MemoryStore, settings: ServerSettings) -> None:
+        self.store = store
+        self.stats = ServerStats()
+        self.settings = settings
+        self.verbosity = settings.verbosity
+        self.startedAt = store.now()
+
+    def expiry(self, exptime: int) -> float:
+        """
+        Turn a protocol expiration time into absolute clock seconds.
+
+        @param exptime: 0 for never, up to 30 days as seconds from now,
+            larger as a unix time; negative means already expired.
+        @return: absolute clock seconds, or 0.0 for never.
+        """
+        if exptime == 0:
+            return 0.0
+        if exptime < 0:
+            # Any moment in the past will do; zero would mean "never".
+            return 1.0
+        if exptime > MAX_RELATIVE_EXPTIME:
+            return float(exptime)
+        return self.store.now() + exptime
+
+
+# Storage.
+
+
+def admitStorage(request: wire.StorageRequest, cache: Cache) -> None:
+    """
+    Check, before its data block is read, that an item can be stored.
+
+    @raise ServerError: when it is too large; the caller swallows the data
+        block.  As in memcached, a refused C{set} removes the old value, so
+        that a stale value does not outlive a failed update.
+    """
+    if not cache.store.fits(request.key, request.size, request.flags):
+        cache.stats.storeTooLarge += 1
+        if request.verb == b"set":
+            cache.store.delete(request.key)
+        raise ServerError(wire.TOO_LARGE, request.noreply)
+
+
+def store(request: wire.StorageRequest, value: bytes, cache: Cache) -> Lines:
+    """
+    Carry out a storage command whose data block has arrived intact.
+
+    @param request: the parsed command line.
+    @param value: the data block, without its CRLF.
+    @return: the reply.
+    """
+    cache.stats.cmdSet += 1
+    items = cache.store
+    verb = request.verb
+    old = items.peek(request.key)
+    if old is None:
+        if verb == b"cas":
+            cache.stats.casMisses += 1
+            return [wire.NOT_FOUND]
+        if verb != b"set" and verb != b"add":
+            return [wire.NOT_STORED]
+        return _put(cache, request.key, value, request.flags, cache.expiry(request.exptime))
+    if verb == b"set" or verb == b"replace":
+        return _put(cache, request.key, value, request.flags, cache.expiry(request.exptime))
+    if verb == b"add":
+        # Not stored, but memcached still counts it as a use of the old item.
+        items.get(request.key)
+        return [wire.NOT_STORED]
+    if verb == b"cas":
+        if request.cas != 0 and request.cas == old.cas:
+            cache.stats.casHits += 1
+            return _put(cache, request.key, value, request.flags, cache.expiry(request.exptime))
+        cache.stats.casBadval += 1
+        return [wire.EXISTS]
+    # append and prepend keep the old item's flags and expiry time.
+    joined = old.value + value if verb == b"append" else value + old.value
+    return _put(cache, request.key, joined, old.flags, old.expires)
+
+
+def _put(cache: Cache, key: bytes, value: bytes, flags: int, expires: float) -> Lines:
+    if cache.store.put(key, value, flags, expires) is None:
+        cache.stats.storeNoMemory += 1
+        raise ServerError(wire.OUT_OF_MEMORY)
+    return [wire.STORED]
+
+
+# Retrieval.
+
+
+def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
+    items = cache.store
+    stats = cache.stats
+    touching = request.touchExptime is not None
+    expires = cache.expiry(request.touchExptime) if request.touchExptime is not None else 0.0
+    lines: Lines = []
+    for key in request.keys:
+        if len(key) > wire.KEY_MAX_LENGTH:
+            # memcached has served the keys before this one, counters and
+            # all, but sends only the error.
+            raise ClientError(wire.BAD_FORMAT)
+        item = items.get(key)
+        if touching:
+            stats.cmdTouch += 1
+        else:
+            stats.cmdGet += 1
+        if item is None:
+            if touching:
+                stats.touchMisses += 1
+            else:
+                stats.getMisses += 1
+            continue
+        if touching:
+            stats.touchHits += 1
+            items.touch(item, expires)
+        else:
+            stats.getHits += 1
+        header = b"%s%s %d %d" % (wire.VALUE, key, item.flags, len(item.value))
+        if request.withCas:
+            header += b" %d" % (item.cas,)
+        lines.append(header)
+        lines.append(item.value)
+    lines.append(wire.END)
+    return lines
+
+
+# Other item commands.
+
+
+def delete(request: wire.DeleteRequest, cache: Cache) -> Lines:
+    if cache.store.delete(request.key):
+        cache.stats.deleteHits += 1
+        return [wire.DELETED]
+    cache.stats.deleteMisses += 1
+    return [wire.NOT_FOUND]
+
+
+def arithmetic(request: wire.ArithmeticRequest, cache: Cache) -> Lines:
+    """
+    C{incr}/C{decr}: the value is a decimal 64-bit unsigned number; C{incr}
+    wraps, C{decr} stops at zero.  As in memcached, a result no longer than
+    the old value is written in place, padded with spaces.
+    """
+    stats = cache.stats
+    item = cache.store.peek(request.key)
+    if item is None:
+        if request.increment:
+            stats.incrMisses += 1
+        else:
+            stats.decrMisses += 1
+        return [wire.NOT_FOUND]
+    current = wire.parseCounter(item.value)
+    if current is None:
+        raise ClientError(wire.NON_NUMERIC, request.noreply)
+    if request.increment:
+        stats.incrHits += 1
+        result = (current + request.delta) % 2**64
+    else:
+        stats.decrHits += 1
+        result = max(current - request.delta, 0)
+    digits = b"%d" % (result,)
+    if len(digits) <= len(item.value):
+        cache.store.updateInPlace(item, digits.ljust(len(item.value)))
+    else:
+        _put(cache, request.key, digits, item.flags, item.expires)
+    return [digits]
+
+
+def touch(request: wire.TouchRequest, cache: Cache) -> Lines:
+    cache.stats.cmdTouch += 1
+    item = cache.store.get(request.key)
+    if item is None:
+        cache.stats.touchMisses += 1
+        return [wire.NOT_FOUND]
+    cache.stats.touchHits += 1
+    cache.store.touch(item, cache.expiry(request.exptime))
+    return [wire.TOUCHED]
+
+
+def flushAll(request: wire.FlushRequest, cache: Cache) -> Lines:
+    cache.stats.cmdFlush += 1
+    if request.exptime > 0:
+        cache.store.flush(cache.expiry(request.exptime) - cache.store.now())
+    else:
+        cache.store.flush()
+    return [wire.OK]
+
+
+# Server commands.
+
+
+def version(request: wire.VersionRequest, cache: Cache) -> Lines:
+    return [wire.VERSION + PROTOCOL_VERSION]
+
+
+def verbosity(request: wire.VerbosityRequest, cache: Cache) -> Lines:
+    cache.verbosity = min(request.level, 2)
+    return [wire.OK]
+
+
+def noOp(request: wire.NoOpRequest, cache: Cache) -> Lines:
+    return [wire.MN]
+
+
+def stats(request: wire.StatsRequest, cache: Cache) -> Lines:
+    """
+    C{stats} and its sub-commands, with memcached's names and order for what
+    this implementation has.
+    """
+    arguments = request.arguments
+    if not arguments:
+        return _statLines(generalStats(cache))
+    subcommand = arguments[0]
+    if subcommand == b"reset":
+        cache.stats.reset()
+        cache.store.stats.reset()
+        return [wire.RESET]
+    if subcommand == b"detail":
+        if len(arguments) < 2 or arguments[1] not in (b"on", b"off", b"dump"):
+            raise ClientError(wire.BAD_STATS_DETAIL)
+        if arguments[1] == b"dump":
+            return [wire.END]
+        return [wire.OK]
+    if subcommand == b"settings":
+        return _statLines(settingsStats(cache))
+    if subcommand == b"items":
+        return _statLines(itemStats(cache))
+    if subcommand == b"slabs":
+        return _statLines(slabStats(cache))
+    raise UnknownCommand()
+
+
+def _statLines(pairs: list[tuple[str, object]]) -> Lines:
+    lines = [b"STAT %s %s" % (name.encode("ascii"), str(value).encode("ascii")) for name, value in pairs]
+    lines.append(wire.END)
+    return lines
+
+
+def generalStats(cache: Cache) -> list[tuple[str, object]]:
+    """
+    @return: the general statistics as C{(name, value)} pairs.
+    """
+    now = cache.store.now()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    counters = cache.stats
+    items = cache.store.stats
+    return [
+        ("pid", os.getpid()),
+        ("uptime", int(now - cache.startedAt)),
+        ("time", int(now)),
+        ("version", PROTOCOL_VERSION.decode("ascii")),
+        ("pointer_size", 64),
+        ("rusage_user", "%.6f" % (usage.ru_utime,)),
+        ("rusage_system", "%.6f" % (usage.ru_stime,)),
+        ("max_connections", cache.settings.connectionLimit),
+        ("curr_connections", counters.currConnections),
+        ("total_connections", counters.totalConnections),
+        ("rejected_connections", counters.rejectedConnections),
+        ("connection_structures", counters.currConnections),
+        ("cmd_get", counters.cmdGet),
+        ("cmd_set", counters.cmdSet),
+        ("cmd_flush", counters.cmdFlush),
+        ("cmd_touch", counters.cmdTouch),
+        ("cmd_meta", counters.cmdMeta),
+        ("get_hits", counters.getHits),
+        ("get_misses", counters.getMisses),
+        ("get_expired", items.getExpired),
+        ("get_flushed", items.getFlushed),
+        ("delete_misses", counters.deleteMisses),
+        ("delete_hits", counters.deleteHits),
+        ("incr_misses", counters.incrMisses),
+        ("incr_hits", counters.incrHits),
+        ("decr_misses", counters.decrMisses),
+        ("decr_hits", counters.decrHits),
+        ("cas_misses", counters.casMisses),
+        ("cas_hits", counters.casHits),
+        ("cas_badval", counters.casBadval),
+        ("touch_hits", counters.touchHits),
+        ("touch_misses", counters.touchMisses),
+        ("store_too_large", counters.storeTooLarge),
+        ("store_no_memory", counters.storeNoMemory),
+        ("auth_cmds", counters.authCmds),
+        ("auth_errors", counters.authErrors),
+        ("bytes_read", counters.bytesRead),
+        ("bytes_written", counters.bytesWritten),
+        ("limit_maxbytes", cache.store.maxBytes),
+        ("accepting_conns", 1),
+        ("threads", 1),
+        ("bytes", cache.store.bytes),
+        ("curr_items", len(cache.store)),
+        ("total_items", items.totalItems),
+        ("expired_unfetched", items.expiredUnfetched),
+        ("evicted_unfetched", items.evictedUnfetched),
+        ("evicted_active", 0),
+        ("evictions", items.evictions),
+        ("reclaimed", items.reclaimed),
+    ]
+
+
+def settingsStats(cache: Cache) -> list[tuple[str, object]]:
+    """
+    @return: C{stats settings}: the settings memcached reports that apply here.
+    """
+    settings = cache.settings
+    return [
+        ("maxbytes", cache.store.maxBytes),
+        ("maxconns", settings.connectionLimit),
+        ("udpport", 0),
+        ("verbosity", cache.verbosity),
+        ("evictions", "on"),
+        ("shutdown_command", "yes" if settings.enableShutdown else "no"),
+        ("num_threads", 1),
+        ("cas_enabled", "yes" if settings.useCas else "no"),
+        ("auth_enabled_sasl", "no"),
+        ("auth_enabled_ascii", "no"),
+        ("item_size_max", cache.store.maxItemSize),
+        ("maxconns_fast", "yes"),
+        ("flush_enabled", "yes"),
+        ("dump_enabled", "no"),
+    ]
+
+
+def itemStats(cache: Cache) -> list[tuple[str, object]]:
+    """
+    @return: C{stats items}: myproto keeps one LRU, reported as class 1.
+    """
+    count = len(cache.store)
+    if not count:
+        return []
+    items = cache.store.stats
+    oldest = next(iter(cache.store.items()), None)
+    age = int(cache.store.now() - oldest.lastAccess) if oldest is not None else 0
+    return [
+        ("items:1:number", count),
+        ("items:1:age", age),
+        ("items:1:mem_requested", cache.store.bytes),
+        ("items:1:evicted", items.evictions),
+        ("items:1:evicted_nonzero", items.evictedNonzero),
+        ("items:1:outofmemory", items.outOfMemory),
+        ("items:1:reclaimed", items.reclaimed),
+        ("items:1:expired_unfetched", items.expiredUnfetched),
+        ("items:1:evicted_unfetched", items.evictedUnfetched),
+    ]
+
+
+def slabStats(cache: Cache) -> list[tuple[str, object]]:
+    """
+    @return: C{stats slabs}: no slabs here, so one class holding every item,
+        with its hit counters, and the memory in use.
+    """
+    count = len(cache.store)
+    counters = cache.stats
+    pairs: list[tuple[str, object]] = []
+    if count:
+        pairs = [
+            ("1:used_chunks", count),
+            ("1:get_hits", counters.getHits),
+            ("1:cmd_set", counters.cmdSet),
+            ("1:delete_hits", counters.deleteHits),
+            ("1:incr_hits", counters.incrHits),
+            ("1:decr_hits", counters.decrHits),
+            ("1:cas_hits", counters.casHits),
+            ("1:cas_badval", counters.casBadval),
+            ("1:touch_hits", counters.touchHits),
+        ]
+    pairs.append(("active_slabs", 1 if count else 0))
+    pairs.append(("total_malloced", cache.store.bytes))
+    return pairs
+
+
+_HANDLERS: dict[type, Callable[..., Lines]] = {
+    wire.RetrievalRequest: retrieve,
+    wire.DeleteRequest: delete,
+    wire.ArithmeticRequest: arithmetic,
+    wire.TouchRequest: touch,
+    wire.FlushRequest: flushAll,
+    wire.VersionRequest: version,
+    wire.VerbosityRequest: verbosity,
+    wire.StatsRequest: stats,
+    wire.NoOpRequest: noOp,
+}
+
+
+def execute(request: wire.Request, cache: Cache) -> Lines:
+    """
+    Carry out a request that needs no data block.
+
+    @param request: a parsed request (not storage, C{quit} or C{shutdown}).
+    @param cache: what the command acts on.
+    @return: the reply lines.
+    @raise ProtocolError: for requests that get an error reply.
+    """
+    return _HANDLERS[type(request)](request, cache)

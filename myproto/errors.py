@@ -1,0 +1,62 @@
+"""
+Errors a client can provoke.  Each renders the exact reply line memcached
+sends for it, and knows whether the client asked not to hear about it.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """
+    A request that cannot be carried out; the connection stays usable.
+
+    @ivar noreply: whether the request said C{noreply}, which in memcached
+        silences most errors too.
+    """
+
+    prefix = b""
+
+    def __init__(self, message: bytes = b"", noreply: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.noreply = noreply
+
+    def wire(self) -> bytes:
+        """
+        @return: the reply line, without its CRLF.
+        """
+        if self.message:
+            return self.prefix + b" " + self.message
+        return self.prefix
+
+
+class UnknownCommand(ProtocolError):
+    """
+    A command memcached does not know, or a known one with the wrong number
+    of arguments: C{ERROR}.
+    """
+
+    prefix = b"ERROR"
+
+
+class ClientError(ProtocolError):
+    """
+    Input that does not conform to the protocol: C{CLIENT_ERROR <why>}.
+    """
+
+    prefix = b"CLIENT_ERROR"
+
+
+class ServerError(ProtocolError):
+    """
+    A well-formed request the server cannot satisfy: C{SERVER_ERROR <why>}.
+    """
+
+    prefix = b"SERVER_ERROR"
+
+
+class CloseConnection(Exception):
+    """
+    Input after which memcached silently drops the connection (an HTTP
+    request line, or a line too long to be a command).
+    """

@@ -1,0 +1,397 @@
+"""
+The cache itself: items with flags, expiry and CAS uniques, held within a
+memory limit by least-recently-used eviction.
+
+This module knows nothing about the network or Twisted.  Time comes from an
+injected clock (anything with a C{seconds()} method, such as the reactor or
+L{twisted.internet.task.Clock}), so tests can drive expiry deterministically.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from typing import Iterator, Protocol
+
+# memcached's per-item header on a 64-bit build.  Counting items the way
+# memcached does keeps "bytes", "limit_maxbytes" and the largest storable
+# value identical to the reference server.
+ITEM_HEADER_SIZE = 48
+CAS_SIZE = 8
+FLAGS_SIZE = 4
+
+# Expiry times handed to the store are absolute clock seconds; this one means
+# "never".
+NEVER = 0.0
+
+
+class IClock(Protocol):
+    """
+    The one thing the store needs from a clock.
+    """
+
+    def seconds(self) -> float:
+        """
+        @return: the current time in seconds since the epoch.
+        """
+
+
+def itemSize(keyLength: int, valueLength: int, flags: int, useCas: bool) -> int:
+    """
+    The memory an item is charged for, computed as memcached computes it.
+
+    @param keyLength: the key's length in bytes.
+    @param valueLength: the value's length in bytes, without its CRLF.
+    @param flags: the client flags (nonzero flags take four more bytes).
+    @param useCas: whether items carry an eight-byte CAS unique.
+    @return: the item's size in bytes.
+    """
+    size = ITEM_HEADER_SIZE + keyLength + 1 + valueLength + 2
+    if useCas:
+        size += CAS_SIZE
+    if flags:
+        size += FLAGS_SIZE
+    return size
+
+
+class Item:
+    """
+    One cached value and what the store knows about it.
+
+    @ivar key: the key it is stored under.
+    @ivar value: the data, exactly as the client sent it.
+    @ivar flags: the client's opaque 32-bit flags.
+    @ivar expires: absolute expiry time in clock seconds, or L{NEVER}.
+    @ivar cas: the CAS unique of this version (0 when CAS is disabled).
+    @ivar size: the bytes this item is charged for.
+    @ivar fetched: whether a client has read it since it was stored.
+    @ivar lastAccess: clock seconds of the last store or fetch.
+    """
+
+    __slots__ = ("key", "value", "flags", "expires", "cas", "size", "fetched", "lastAccess")
+
+    def __init__(
+        self, key: bytes, value: bytes, flags: int, expires: float, cas: int, size: int, now: float
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.flags = flags
+        self.expires = expires
+        self.cas = cas
+        self.size = size
+        self.fetched = False
+        self.lastAccess = now
+
+
+class StoreStats:
+    """
+    Item-level counters, with memcached's meanings.
+    """
+
+    __slots__ = (
+        "totalItems",
+        "evictions",
+        "evictedUnfetched",
+        "evictedNonzero",
+        "reclaimed",
+        "expiredUnfetched",
+        "getExpired",
+        "getFlushed",
+        "outOfMemory",
+    )
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """
+        Set every counter back to zero.
+        """
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+class MemoryStore:
+    """
+    An in-memory cache with memcached's item semantics.
+
+    Lookups and updates are O(1).  The LRU order is an L{OrderedDict} from key
+    to L{Item}, least recently used first.  Items with an expiry time are also
+    kept in a heap ordered by that time, so that L{sweepExpired} frees items
+    nobody asks for again without scanning the whole cache.
+
+    @ivar maxBytes: the memory limit, in the bytes L{itemSize} counts.
+    @ivar maxItemSize: the largest single item, in the same bytes.
+    @ivar useCas: whether new items get CAS uniques.
+    @ivar bytes: the bytes currently held.
+    @ivar stats: the item-level counters.
+    """
+
+    def __init__(
+        self,
+        clock: IClock,
+        maxBytes: int = 64 * 1024 * 1024,
+        maxItemSize: int = 1024 * 1024,
+        useCas: bool = True,
+    ) -> None:
+        self._clock = clock
+        self.maxBytes = maxBytes
+        self.maxItemSize = maxItemSize
+        self.useCas = useCas
+        self.bytes = 0
+        self.stats = StoreStats()
+        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._expiries: list[tuple[float, int, Item]] = []
+        self._heapSerial = 0
+        self._lastCas = 0
+        self._flushAt: float | None = None
+
+    # Reading
+
+    def now(self) -> float:
+        """
+        @return: the store's current time, in clock seconds.
+        """
+        return self._clock.seconds()
+
+    def __len__(self) -> int:
+        self._applyPendingFlush(self._clock.seconds())
+        return len(self._items)
+
+    def get(self, key: bytes, touch: bool = True) -> Item | None:
+        """
+        Find a live item.
+
+        An expired item found on the way is removed, as memcached does.
+
+        @param key: the key to look up.
+        @param touch: whether this counts as a use (moves the item to the
+            most-recently-used end and marks it fetched).
+        @return: the item, or L{None} when there is no live item.
+        """
+        now = self._clock.seconds()
+        if self._flushAt is not None:
+            self._applyPendingFlush(now)
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item.expires and item.expires <= now:
+            self.stats.getExpired += 1
+            self._reclaim(item)
+            return None
+        if touch:
+            item.fetched = True
+            item.lastAccess = now
+            self._items.move_to_end(key)
+        return item
+
+    def peek(self, key: bytes) -> Item | None:
+        """
+        Find a live item without counting it as used.
+
+        @param key: the key to look up.
+        @return: the item, or L{None}.
+        """
+        return self.get(key, touch=False)
+
+    def items(self) -> Iterator[Item]:
+        """
+        @return: the live items, least recently used first.
+        """
+        now = self._clock.seconds()
+        self._applyPendingFlush(now)
+        for item in list(self._items.values()):
+            if not (item.expires and item.expires <= now):
+                yield item
+
+    # Writing
+
+    def fits(self, key: bytes, valueLength: int, flags: int) -> bool:
+        """
+        Whether an item of this shape is within the item size limit.
+
+        @param key: the key.
+        @param valueLength: the value's length in bytes.
+        @param flags: the client flags.
+        @return: L{True} if it may be stored.
+        """
+        return itemSize(len(key), valueLength, flags, self.useCas) <= self.maxItemSize
+
+    def nextCas(self) -> int:
+        """
+        Allocate a CAS unique, as memcached does for every new version of an
+        item (and for an in-place increment).
+
+        @return: a value never returned before by this store, or 0 when CAS
+            is disabled.
+        """
+        if not self.useCas:
+            return 0
+        self._lastCas += 1
+        return self._lastCas
+
+    def put(self, key: bytes, value: bytes, flags: int, expires: float) -> Item | None:
+        """
+        Store a new version of an item, replacing any old one.
+
+        @param key: the key.
+        @param value: the data.
+        @param flags: the client flags.
+        @param expires: absolute expiry in clock seconds, or L{NEVER}.
+        @return: the stored item, or L{None} if it is larger than the memory
+            limit allows even with everything else evicted.
+        """
+        now = self._clock.seconds()
+        if self._flushAt is not None:
+            self._applyPendingFlush(now)
+        size = itemSize(len(key), len(value), flags, self.useCas)
+        if size > self.maxItemSize or size > self.maxBytes:
+            self.stats.outOfMemory += 1
+            return None
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+        item = Item(key, value, flags, expires, self.nextCas(), size, now)
+        self._makeRoom(size, now)
+        self._items[key] = item
+        self.bytes += size
+        self.stats.totalItems += 1
+        if expires:
+            self._remember(item)
+        return item
+
+    def touch(self, item: Item, expires: float) -> None:
+        """
+        Give a live item a new expiry time.
+
+        @param item: an item returned by L{get}.
+        @param expires: absolute expiry in clock seconds, or L{NEVER}.
+        """
+        item.expires = expires
+        if expires:
+            self._remember(item)
+
+    def updateInPlace(self, item: Item, value: bytes) -> None:
+        """
+        Overwrite a live item's value with one no longer than the old, keeping
+        its size and giving it a new CAS unique (memcached's in-place incr).
+
+        @param item: an item returned by L{get}.
+        @param value: the new data, at most as long as the old.
+        """
+        item.value = value
+        item.cas = self.nextCas()
+
+    def delete(self, key: bytes) -> bool:
+        """
+        Remove a live item.
+
+        @param key: the key.
+        @return: L{True} if a live item was removed.
+        """
+        item = self.peek(key)
+        if item is None:
+            return False
+        self._unlink(item)
+        return True
+
+    def flush(self, delay: float = 0) -> None:
+        """
+        Invalidate every item, now or after C{delay} seconds.
+
+        A later flush replaces a pending one, as in memcached.
+
+        @param delay: seconds from now; zero or less means immediately.
+        """
+        now = self._clock.seconds()
+        if delay > 0:
+            self._flushAt = now + delay
+        else:
+            self._flushAt = None
+            self._clear()
+
+    def setMemoryLimit(self, maxBytes: int) -> None:
+        """
+        Change the memory limit, evicting at once if the store is over it.
+
+        @param maxBytes: the new limit.
+        """
+        self.maxBytes = maxBytes
+        self._makeRoom(0, self._clock.seconds())
+
+    # Housekeeping
+
+    def sweepExpired(self, budget: int = 10000) -> int:
+        """
+        Remove items whose time has passed, earliest first.
+
+        Meant to be called periodically so that keys nobody asks for again do
+        not hold memory; C{budget} bounds the work done in one call.
+
+        @param budget: the most heap entries to examine.
+        @return: how many items were removed.
+        """
+        now = self._clock.seconds()
+        self._applyPendingFlush(now)
+        removed = 0
+        heap = self._expiries
+        while heap and budget > 0 and heap[0][0] <= now:
+            expires, _, item = heapq.heappop(heap)
+            budget -= 1
+            if item.expires == expires and self._items.get(item.key) is item:
+                self._reclaim(item)
+                removed += 1
+        return removed
+
+    def _remember(self, item: Item) -> None:
+        """
+        Note an item's expiry time in the heap, compacting the heap when
+        entries for replaced items or old expiry times outnumber live ones.
+        """
+        heap = self._expiries
+        if len(heap) > 2 * len(self._items) + 1024:
+            heap[:] = [
+                entry
+                for entry in heap
+                if entry[2].expires == entry[0] and self._items.get(entry[2].key) is entry[2]
+            ]
+            heapq.heapify(heap)
+        self._heapSerial += 1
+        heapq.heappush(heap, (item.expires, self._heapSerial, item))
+
+    def _applyPendingFlush(self, now: float) -> None:
+        if self._flushAt is not None and self._flushAt <= now:
+            self._flushAt = None
+            self._clear()
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._expiries.clear()
+        self.bytes = 0
+
+    def _makeRoom(self, size: int, now: float) -> None:
+        items = self._items
+        while items and self.bytes + size > self.maxBytes:
+            _, victim = items.popitem(last=False)
+            self.bytes -= victim.size
+            if victim.expires and victim.expires <= now:
+                self._countReclaimed(victim)
+                continue
+            self.stats.evictions += 1
+            if victim.expires:
+                self.stats.evictedNonzero += 1
+            if not victim.fetched:
+                self.stats.evictedUnfetched += 1
+
+    def _reclaim(self, item: Item) -> None:
+        self._unlink(item)
+        self._countReclaimed(item)
+
+    def _countReclaimed(self, item: Item) -> None:
+        self.stats.reclaimed += 1
+        if not item.fetched:
+            self.stats.expiredUnfetched += 1
+
+    def _unlink(self, item: Item) -> None:
+        del self._items[item.key]
+        self.bytes -= item.size

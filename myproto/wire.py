@@ -1,0 +1,468 @@
+"""
+The classic text protocol's request lines, parsed into typed requests, and
+the literal reply lines.
+
+Parsing follows memcached 1.6's C{proto_text.c} to the byte: tokens are split
+on spaces only, at most 23 are looked at, numbers are read the way C's
+C{strtol} family reads them, and each malformed line gets the error memcached
+gives.  Nothing here does I/O or touches the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from myproto.errors import ClientError, CloseConnection, UnknownCommand
+
+# Reply literals.
+STORED = b"STORED"
+NOT_STORED = b"NOT_STORED"
+EXISTS = b"EXISTS"
+NOT_FOUND = b"NOT_FOUND"
+DELETED = b"DELETED"
+TOUCHED = b"TOUCHED"
+END = b"END"
+OK = b"OK"
+RESET = b"RESET"
+VALUE = b"VALUE "
+VERSION = b"VERSION "
+STAT = b"STAT "
+MN = b"MN"
+SHUTDOWN_NOT_ENABLED = b"ERROR: shutdown not enabled"
+TOO_MANY_CONNECTIONS = b"ERROR Too many open connections"
+
+# Error messages, as memcached words them.
+BAD_FORMAT = b"bad command line format"
+BAD_DATA_CHUNK = b"bad data chunk"
+BAD_EXPTIME = b"invalid exptime argument"
+BAD_DELTA = b"invalid numeric delta argument"
+NON_NUMERIC = b"cannot increment or decrement non-numeric value"
+BAD_DELETE = b"bad command line format.  Usage: delete <key> [noreply]"
+BAD_SHUTDOWN_MODE = b"invalid shutdown mode"
+TOO_LARGE = b"object too large for cache"
+OUT_OF_MEMORY = b"out of memory storing object"
+BAD_STATS_DETAIL = b"usage: stats detail on|off|dump"
+
+NOREPLY = b"noreply"
+KEY_MAX_LENGTH = 250
+
+# memcached tokenizes at most this many tokens (and a terminal one); a line
+# with more cannot match any fixed-arity command.
+MAX_TOKENS = 24
+
+# memcached drops a connection whose pending line reaches this length with no
+# newline, unless it is a retrieval (multi-gets may be long).
+MAX_COMMAND_LINE = 2048
+
+# memcached reads into a buffer of this size, so a longer line that is not a
+# multi-get can never be whole there, and the connection is dropped.
+READ_BUFFER_SIZE = 16384
+
+# memcached has no bound on a multi-get line; this one is ours, sized for
+# thousands of maximal keys.
+MAX_RETRIEVAL_LINE = 1024 * 1024
+
+# The largest value of a C int, which bounds a data block's length.
+INT_MAX = 2**31 - 1
+
+_SPACES = b" \t\n\v\f\r"
+# What may follow a number: whitespace, or the NUL that ends a C string.
+_TERMINATORS = _SPACES + b"\0"
+_UINT64 = 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRequest:
+    """
+    C{set}, C{add}, C{replace}, C{append}, C{prepend} or C{cas}; a data block
+    of C{size} bytes and a CRLF follow the line.
+    """
+
+    verb: bytes
+    key: bytes
+    flags: int
+    exptime: int
+    size: int
+    cas: int
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRequest:
+    """
+    C{get}/C{gets}, or with C{touchExptime} set, C{gat}/C{gats}.
+    """
+
+    keys: tuple[bytes, ...]
+    withCas: bool
+    touchExptime: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRequest:
+    key: bytes
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ArithmeticRequest:
+    key: bytes
+    delta: int
+    increment: bool
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRequest:
+    key: bytes
+    exptime: int
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FlushRequest:
+    """
+    C{flush_all}; C{exptime} is 0 for "now".
+    """
+
+    exptime: int
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VerbosityRequest:
+    level: int
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequest:
+    """
+    C{stats} with its arguments (empty for the general statistics).
+    """
+
+    arguments: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class QuitRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownRequest:
+    """
+    C{shutdown}; C{mode} is C{None}, C{b"graceful"} or an invalid word.
+    """
+
+    mode: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoOpRequest:
+    """
+    The meta no-op, C{mn}.
+    """
+
+
+Request = Union[
+    StorageRequest,
+    RetrievalRequest,
+    DeleteRequest,
+    ArithmeticRequest,
+    TouchRequest,
+    FlushRequest,
+    VerbosityRequest,
+    StatsRequest,
+    VersionRequest,
+    QuitRequest,
+    ShutdownRequest,
+    NoOpRequest,
+]
+
+
+# Numbers, read as memcached's safe_strto* helpers read them on a 64-bit
+# build: C's strto(u)l(l), then "the rest must be empty or start with a space".
+
+
+def _cNumber(token: bytes) -> tuple[bool, int] | None:
+    """
+    Read a decimal number the way C's C{strtol} family does.
+
+    @return: C{(negative, magnitude)}, or L{None} when there are no digits or
+        the character after them is neither whitespace nor the end.
+    """
+    start = 0
+    end = len(token)
+    while start < end and token[start] in _SPACES:
+        start += 1
+    negative = False
+    if start < end and token[start] in b"+-":
+        negative = token[start] == 0x2D
+        start += 1
+    stop = start
+    while stop < end and 0x30 <= token[stop] <= 0x39:
+        stop += 1
+    if stop == start:
+        return None
+    if stop < end and token[stop] not in _TERMINATORS:
+        return None
+    return negative, int(token[start:stop])
+
+
+def _strtoull(token: bytes) -> int | None:
+    """
+    memcached's C{safe_strtoull}: an unsigned 64-bit number.  C{strtoull}
+    accepts a minus sign and negates modulo 2**64; memcached rejects the
+    result only when it then looks negative as a signed number.
+    """
+    if token.isdigit():
+        value = int(token)
+        return value if value < _UINT64 else None
+    parsed = _cNumber(token)
+    if parsed is None:
+        return None
+    negative, magnitude = parsed
+    if magnitude >= _UINT64:
+        return None
+    value = (-magnitude) % _UINT64 if negative else magnitude
+    if value >= 2**63 and b"-" in token:
+        return None
+    return value
+
+
+def _strtoul(token: bytes) -> int | None:
+    """
+    memcached's C{safe_strtoul} into a 32-bit unsigned int: parsed as an
+    unsigned long, then truncated to 32 bits as the C assignment does.
+    """
+    value = _strtoull(token)
+    return None if value is None else value & 0xFFFFFFFF
+
+
+def _strtol(token: bytes) -> int | None:
+    """
+    memcached's C{safe_strtol} into a 32-bit int: parsed as a signed 64-bit
+    long, then truncated to 32 bits as the C assignment does.
+    """
+    if token.isdigit():
+        value = int(token)
+        if value >= 2**63:
+            return None
+    else:
+        parsed = _cNumber(token)
+        if parsed is None:
+            return None
+        negative, magnitude = parsed
+        value = -magnitude if negative else magnitude
+        if not -(2**63) <= value < 2**63:
+            return None
+    return ((value + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def parseCounter(value: bytes) -> int | None:
+    """
+    Read a stored value as C{incr}/C{decr} do.
+
+    @param value: the item's data.
+    @return: the number, or L{None} when the value is not a decimal 64-bit
+        unsigned number (empty values included).
+    """
+    if not value:
+        return None
+    return _strtoull(value)
+
+
+# Tokenizing.
+
+
+def tokenize(line: bytes) -> tuple[list[bytes], int]:
+    """
+    Split a command line as memcached's C{tokenize_command} does.
+
+    @return: the space-separated tokens (all of them), and memcached's token
+        count: at most 23 real tokens plus its terminal token.
+    """
+    tokens = [token for token in line.split(b" ") if token]
+    return tokens, min(len(tokens), MAX_TOKENS - 1) + 1
+
+
+def _noreply(tokens: list[bytes], count: int) -> bool:
+    """
+    memcached's C{set_noreply_maybe}: the last counted token is C{noreply}.
+    """
+    return count >= 2 and tokens[count - 2] == NOREPLY
+
+
+def _wantTokens(count: int, *allowed: int) -> None:
+    if count not in allowed:
+        raise UnknownCommand()
+
+
+def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageRequest:
+    withCas = verb == b"cas"
+    if withCas:
+        _wantTokens(count, 7, 8)
+    else:
+        _wantTokens(count, 6, 7)
+    noreply = _noreply(tokens, count)
+    key = tokens[1]
+    if len(key) > KEY_MAX_LENGTH:
+        raise ClientError(BAD_FORMAT, noreply)
+    flags = _strtoul(tokens[2])
+    exptime = _strtol(tokens[3])
+    size = _strtol(tokens[4])
+    if flags is None or exptime is None or size is None:
+        raise ClientError(BAD_FORMAT, noreply)
+    cas = 0
+    if withCas:
+        parsedCas = _strtoull(tokens[5])
+        if parsedCas is None:
+            raise ClientError(BAD_FORMAT, noreply)
+        cas = parsedCas
+    if size < 0 or size > INT_MAX - 2:
+        raise ClientError(BAD_FORMAT, noreply)
+    return StorageRequest(verb, key, flags, exptime, size, cas, noreply)
+
+
+def _parseRetrieval(verb: bytes, tokens: list[bytes], count: int) -> RetrievalRequest:
+    if count < 3:
+        raise UnknownCommand()
+    touchExptime = None
+    keys = tokens[1:]
+    if verb in (b"gat", b"gats"):
+        touchExptime = _strtol(tokens[1])
+        if touchExptime is None:
+            raise ClientError(BAD_EXPTIME)
+        keys = tokens[2:]
+    # Key lengths are checked as the keys are served (see commands): memcached
+    # looks up the keys before a too-long one, then replies only the error.
+    return RetrievalRequest(tuple(keys), verb in (b"gets", b"gats"), touchExptime)
+
+
+def _parseDelete(tokens: list[bytes], count: int) -> DeleteRequest:
+    if not 3 <= count <= 5:
+        raise UnknownCommand()
+    noreply = False
+    if count > 3:
+        holdIsZero = tokens[2] == b"0"
+        noreply = _noreply(tokens, count)
+        valid = (count == 4 and (holdIsZero or noreply)) or (count == 5 and holdIsZero and noreply)
+        if not valid:
+            raise ClientError(BAD_DELETE, noreply)
+    key = tokens[1]
+    if len(key) > KEY_MAX_LENGTH:
+        raise ClientError(BAD_FORMAT, noreply)
+    return DeleteRequest(key, noreply)
+
+
+def _parseArithmetic(verb: bytes, tokens: list[bytes], count: int) -> ArithmeticRequest:
+    _wantTokens(count, 4, 5)
+    noreply = _noreply(tokens, count)
+    key = tokens[1]
+    if len(key) > KEY_MAX_LENGTH:
+        raise ClientError(BAD_FORMAT, noreply)
+    delta = _strtoull(tokens[2])
+    if delta is None:
+        raise ClientError(BAD_DELTA, noreply)
+    return ArithmeticRequest(key, delta, verb == b"incr", noreply)
+
+
+def _parseTouch(tokens: list[bytes], count: int) -> TouchRequest:
+    _wantTokens(count, 4, 5)
+    noreply = _noreply(tokens, count)
+    key = tokens[1]
+    if len(key) > KEY_MAX_LENGTH:
+        raise ClientError(BAD_FORMAT, noreply)
+    exptime = _strtol(tokens[2])
+    if exptime is None:
+        raise ClientError(BAD_EXPTIME, noreply)
+    return TouchRequest(key, exptime, noreply)
+
+
+def _parseFlush(tokens: list[bytes], count: int) -> FlushRequest:
+    if not 2 <= count <= 4:
+        raise UnknownCommand()
+    noreply = _noreply(tokens, count)
+    exptime = 0
+    if count != (3 if noreply else 2):
+        parsed = _strtol(tokens[1])
+        if parsed is None:
+            raise ClientError(BAD_EXPTIME, noreply)
+        exptime = parsed
+    return FlushRequest(exptime, noreply)
+
+
+def _parseVerbosity(tokens: list[bytes], count: int) -> VerbosityRequest:
+    _wantTokens(count, 3, 4)
+    noreply = _noreply(tokens, count)
+    level = _strtoul(tokens[1])
+    if level is None:
+        raise ClientError(BAD_FORMAT, noreply)
+    return VerbosityRequest(level, noreply)
+
+
+def _parseShutdown(tokens: list[bytes], count: int) -> ShutdownRequest:
+    if count == 2:
+        return ShutdownRequest(None)
+    return ShutdownRequest(tokens[1] if count == 3 else b"")
+
+
+_EARLY_BRANCHES = frozenset(b"gsacidt")
+
+STORAGE_VERBS = frozenset([b"set", b"add", b"replace", b"append", b"prepend", b"cas"])
+RETRIEVAL_VERBS = frozenset([b"get", b"gets", b"gat", b"gats", b"bget"])
+
+
+def parseRequest(line: bytes) -> Request:
+    """
+    Parse one command line (without its line ending).
+
+    @param line: the bytes of the line.
+    @return: the request.
+    @raise ProtocolError: for a line memcached answers with an error.
+    @raise CloseConnection: for a line after which memcached hangs up.
+    """
+    if b"\0" in line:
+        # memcached's C string functions stop at the first NUL.
+        line = line[: line.index(b"\0")]
+    tokens, count = tokenize(line)
+    if count < 2 or len(tokens[0]) < 2:
+        raise UnknownCommand()
+    verb = tokens[0]
+    if verb in RETRIEVAL_VERBS:
+        return _parseRetrieval(verb, tokens, count)
+    if verb in STORAGE_VERBS:
+        return _parseStorage(verb, tokens, count)
+    if verb == b"delete":
+        return _parseDelete(tokens, count)
+    if verb == b"incr" or verb == b"decr":
+        return _parseArithmetic(verb, tokens, count)
+    if verb == b"touch":
+        return _parseTouch(tokens, count)
+    if verb == b"stats":
+        return StatsRequest(tuple(tokens[1 : count - 1]))
+    if verb == b"flush_all":
+        return _parseFlush(tokens, count)
+    if verb == b"version":
+        return VersionRequest()
+    if verb == b"quit":
+        return QuitRequest()
+    if verb == b"verbosity":
+        return _parseVerbosity(tokens, count)
+    if verb == b"shutdown":
+        return _parseShutdown(tokens, count)
+    if verb == b"mn":
+        return NoOpRequest()
+    # memcached hangs up on what looks like HTTP, but only in its last
+    # dispatch branch, which verbs starting with these letters never reach.
+    if verb[0] not in _EARLY_BRANCHES and not (verb[0] == 0x6D and len(verb) == 2):
+        if tokens[count - 2].startswith(b"HTTP/"):
+            raise CloseConnection()
+    raise UnknownCommand()
