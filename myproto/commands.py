@@ -68,7 +68,7 @@ class Cache:
 # Storage.
 
 
-def admitStorage(request: wire.StorageRequest, cache: Cache) -> None:
+def admitStorage(request: wire.StorageRequest, cache: Cache) -> Lines:
     """
     Check, before its data block is read, that an item can be stored.
 
@@ -81,6 +81,7 @@ def admitStorage(request: wire.StorageRequest, cache: Cache) -> None:
         if request.verb == b"set":
             cache.store.delete(request.key)
         raise ServerError(wire.TOO_LARGE, request.noreply)
+    return []
 
 
 def store(request: wire.StorageRequest, value: bytes, cache: Cache) -> Lines:
@@ -409,6 +410,14 @@ def slabStats(cache: Cache) -> list[tuple[str, object]]:
     return pairs
 
 
+_ADMITTERS: dict[type, Callable[..., Lines]] = {
+    wire.StorageRequest: admitStorage,
+}
+
+_COMPLETERS: dict[type, Callable[..., Lines]] = {
+    wire.StorageRequest: store,
+}
+
 _HANDLERS: dict[type, Callable[..., Lines]] = {
     wire.RetrievalRequest: retrieve,
     wire.DeleteRequest: delete,
@@ -432,3 +441,28 @@ def execute(request: wire.Request, cache: Cache) -> Lines:
     @raise ProtocolError: for requests that get an error reply.
     """
     return _HANDLERS[type(request)](request, cache)
+
+
+def admit(request: wire.DataRequest, cache: Cache) -> Lines:
+    """
+    Decide, before its data block is read, whether a request can be stored.
+
+    @param request: a request followed by a data block.
+    @param cache: what the command acts on.
+    @return: reply lines to send at once (normally none).
+    @raise ProtocolError: when the data block must be swallowed unread.
+    """
+    return _ADMITTERS[type(request)](request, cache)
+
+
+def complete(request: wire.DataRequest, value: bytes, cache: Cache) -> Lines:
+    """
+    Carry out a request whose data block arrived intact.
+
+    @param request: a request followed by a data block.
+    @param value: the data block, without its CRLF.
+    @param cache: what the command acts on.
+    @return: the reply lines.
+    @raise ProtocolError: for requests that get an error reply.
+    """
+    return _COMPLETERS[type(request)](request, value, cache)

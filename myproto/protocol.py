@@ -53,7 +53,7 @@ class CacheServerProtocol(Protocol):
         self._cache = factory.cache
         self._state = ReaderState.COMMAND
         self._buffer = b""
-        self._pending: wire.StorageRequest | None = None
+        self._pending: wire.DataRequest | None = None
         self._chunks: list[bytes] = []
         self._remaining = 0
         self._closing = False
@@ -168,10 +168,10 @@ class CacheServerProtocol(Protocol):
         request = None
         try:
             request = wire.parseRequest(line)
-            if isinstance(request, wire.StorageRequest):
+            if isinstance(request, wire.DATA_REQUESTS):
                 self._remaining = request.size + 2
                 try:
-                    commands.admitStorage(request, self._cache)
+                    replies.extend(commands.admit(request, self._cache))
                 except ProtocolError:
                     self._state = ReaderState.SWALLOW
                     raise
@@ -206,7 +206,7 @@ class CacheServerProtocol(Protocol):
         try:
             if not intact:
                 raise ClientError(wire.BAD_DATA_CHUNK)
-            lines = commands.store(request, value, self._cache)
+            lines = commands.complete(request, value, self._cache)
         except ProtocolError as error:
             if not request.noreply:
                 replies.append(error.wire())

@@ -187,6 +187,11 @@ Request = Union[
 ]
 
 
+# Requests followed by a data block of C{size} bytes and a CRLF.
+DATA_REQUESTS = (StorageRequest,)
+DataRequest = StorageRequest
+
+
 # Numbers, read as memcached's safe_strto* helpers read them on a 64-bit
 # build: C's strto(u)l(l), then "the rest must be empty or start with a space".
 
