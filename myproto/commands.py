@@ -12,10 +12,11 @@ import os
 import resource
 from typing import Callable
 
-from myproto import wire
+from myproto import meta, wire
+from myproto.auth import checkCredentials
 from myproto.config import ServerSettings
-from myproto.errors import ClientError, ServerError, UnknownCommand
-from myproto.stats import ServerStats
+from myproto.errors import ClientError, ProtocolError, ServerError, UnknownCommand
+from myproto.stats import PrefixStats, ServerStats
 from myproto.store import MemoryStore
 
 # Clients gate features on the server's version, so myproto reports the
@@ -38,14 +39,31 @@ class Cache:
     @ivar settings: the server's settings.
     @ivar verbosity: the current verbosity, which C{verbosity} changes.
     @ivar startedAt: clock seconds when the server started.
+    @ivar replyWindow: names the replies a connection has made but memcached
+        would not have written yet (see L{newReplyWindow}).
     """
 
     def __init__(self, store: MemoryStore, settings: ServerSettings) -> None:
         self.store = store
         self.stats = ServerStats()
+        self.prefixStats = PrefixStats()
         self.settings = settings
         self.verbosity = settings.verbosity
         self.startedAt = store.now()
+        self.replyWindow = 1
+
+    def newReplyWindow(self) -> None:
+        """
+        Note that memcached would now have written the replies made so far.
+
+        Until it does, each reply showing an item holds a reference to it,
+        and C{incr}/C{decr}/C{ma} will not change a referenced item in place:
+        they store a new item instead.  C{mg} marks what it shows with the
+        current window, and arithmetic compares; C{get} and C{mn} make
+        memcached write its replies, as does the end of a read or every
+        twentieth command (see L{myproto.protocol}).
+        """
+        self.replyWindow += 1
 
     def expiry(self, exptime: int) -> float:
         """
@@ -76,6 +94,8 @@ def admitStorage(request: wire.StorageRequest, cache: Cache) -> Lines:
         block.  As in memcached, a refused C{set} removes the old value, so
         that a stale value does not outlive a failed update.
     """
+    if cache.prefixStats.enabled:
+        cache.prefixStats.recordSet(request.key)
     if not cache.store.fits(request.key, request.size, request.flags):
         cache.stats.storeTooLarge += 1
         if request.verb == b"set":
@@ -106,8 +126,9 @@ def store(request: wire.StorageRequest, value: bytes, cache: Cache) -> Lines:
     if verb == b"set" or verb == b"replace":
         return _put(cache, request.key, value, request.flags, cache.expiry(request.exptime))
     if verb == b"add":
-        # Not stored, but memcached still counts it as a use of the old item.
-        items.get(request.key)
+        # Not stored, but memcached refreshes the old item's access time
+        # (without marking it fetched, which mg's "h" flag would show).
+        old.lastAccess = items.now()
         return [wire.NOT_STORED]
     if verb == b"cas":
         if request.cas != 0 and request.cas == old.cas:
@@ -115,7 +136,10 @@ def store(request: wire.StorageRequest, value: bytes, cache: Cache) -> Lines:
             return _put(cache, request.key, value, request.flags, cache.expiry(request.exptime))
         cache.stats.casBadval += 1
         return [wire.EXISTS]
-    # append and prepend keep the old item's flags and expiry time.
+    # append and prepend keep the old item's flags and expiry time; one that
+    # would outgrow the item size limit is simply not stored.
+    if not items.fits(request.key, len(old.value) + len(value), old.flags):
+        return [wire.NOT_STORED]
     joined = old.value + value if verb == b"append" else value + old.value
     return _put(cache, request.key, joined, old.flags, old.expires)
 
@@ -125,6 +149,21 @@ def _put(cache: Cache, key: bytes, value: bytes, flags: int, expires: float) -> 
         cache.stats.storeNoMemory += 1
         raise ServerError(wire.OUT_OF_MEMORY)
     return [wire.STORED]
+
+
+def authenticate(request: wire.AuthenticationRequest, payload: bytes, cache: Cache) -> Lines:
+    """
+    Check the C{"username password"} data block of an authentication C{set}.
+
+    @return: C{STORED} when accepted.
+    @raise ClientError: when the token is malformed or not accepted.
+    """
+    username, password = wire.parseCredentials(payload)
+    cache.stats.authCmds += 1
+    if checkCredentials(cache.settings.credentials or (), username, password):
+        return [wire.STORED]
+    cache.stats.authErrors += 1
+    raise ClientError(wire.AUTH_FAILURE)
 
 
 # Retrieval.
@@ -140,8 +179,11 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
         if len(key) > wire.KEY_MAX_LENGTH:
             # memcached has served the keys before this one, counters and
             # all, but sends only the error.
+            cache.newReplyWindow()
             raise ClientError(wire.BAD_FORMAT)
         item = items.get(key)
+        if cache.prefixStats.enabled:
+            cache.prefixStats.recordGet(key, item is not None)
         if touching:
             stats.cmdTouch += 1
         else:
@@ -163,6 +205,8 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
         lines.append(header)
         lines.append(item.value)
     lines.append(wire.END)
+    # memcached writes its replies after a get (unlike after mg).
+    cache.newReplyWindow()
     return lines
 
 
@@ -170,6 +214,8 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
 
 
 def delete(request: wire.DeleteRequest, cache: Cache) -> Lines:
+    if cache.prefixStats.enabled:
+        cache.prefixStats.recordDelete(request.key)
     if cache.store.delete(request.key):
         cache.stats.deleteHits += 1
         return [wire.DELETED]
@@ -201,7 +247,7 @@ def arithmetic(request: wire.ArithmeticRequest, cache: Cache) -> Lines:
         stats.decrHits += 1
         result = max(current - request.delta, 0)
     digits = b"%d" % (result,)
-    if len(digits) <= len(item.value):
+    if len(digits) <= len(item.value) and item.replyWindow != cache.replyWindow:
         cache.store.updateInPlace(item, digits.ljust(len(item.value)))
     else:
         _put(cache, request.key, digits, item.flags, item.expires)
@@ -240,7 +286,22 @@ def verbosity(request: wire.VerbosityRequest, cache: Cache) -> Lines:
     return [wire.OK]
 
 
+def memoryLimit(request: wire.MemoryLimitRequest, cache: Cache) -> Lines:
+    """
+    C{cache_memlimit}: a new memory limit in megabytes, with memcached's
+    bounds; lowering it evicts at once.
+    """
+    if request.megabytes < 8:
+        return [wire.MEMLIMIT_TOO_SMALL]
+    if request.megabytes > 1_000_000_000:
+        return [wire.MEMLIMIT_NOT_BYTES]
+    cache.store.setMemoryLimit(request.megabytes * 1024 * 1024)
+    return [wire.OK]
+
+
 def noOp(request: wire.NoOpRequest, cache: Cache) -> Lines:
+    # mn makes memcached write its replies at once.
+    cache.newReplyWindow()
     return [wire.MN]
 
 
@@ -256,12 +317,14 @@ def stats(request: wire.StatsRequest, cache: Cache) -> Lines:
     if subcommand == b"reset":
         cache.stats.reset()
         cache.store.stats.reset()
+        cache.prefixStats.clear()
         return [wire.RESET]
     if subcommand == b"detail":
         if len(arguments) < 2 or arguments[1] not in (b"on", b"off", b"dump"):
             raise ClientError(wire.BAD_STATS_DETAIL)
         if arguments[1] == b"dump":
-            return [wire.END]
+            return cache.prefixStats.dump() + [wire.END]
+        cache.prefixStats.enabled = arguments[1] == b"on"
         return [wire.OK]
     if subcommand == b"settings":
         return _statLines(settingsStats(cache))
@@ -286,7 +349,7 @@ def generalStats(cache: Cache) -> list[tuple[str, object]]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     counters = cache.stats
     items = cache.store.stats
-    return [
+    pairs: list[tuple[str, object]] = [
         ("pid", os.getpid()),
         ("uptime", int(now - cache.startedAt)),
         ("time", int(now)),
@@ -323,6 +386,10 @@ def generalStats(cache: Cache) -> list[tuple[str, object]]:
         ("store_no_memory", counters.storeNoMemory),
         ("auth_cmds", counters.authCmds),
         ("auth_errors", counters.authErrors),
+    ]
+    if cache.settings.idleTimeout:
+        pairs.append(("idle_kicks", counters.idleKicks))
+    pairs += [
         ("bytes_read", counters.bytesRead),
         ("bytes_written", counters.bytesWritten),
         ("limit_maxbytes", cache.store.maxBytes),
@@ -337,6 +404,7 @@ def generalStats(cache: Cache) -> list[tuple[str, object]]:
         ("evictions", items.evictions),
         ("reclaimed", items.reclaimed),
     ]
+    return pairs
 
 
 def settingsStats(cache: Cache) -> list[tuple[str, object]]:
@@ -354,11 +422,12 @@ def settingsStats(cache: Cache) -> list[tuple[str, object]]:
         ("num_threads", 1),
         ("cas_enabled", "yes" if settings.useCas else "no"),
         ("auth_enabled_sasl", "no"),
-        ("auth_enabled_ascii", "no"),
+        ("auth_enabled_ascii", "no" if settings.credentials is None else "yes"),
         ("item_size_max", cache.store.maxItemSize),
         ("maxconns_fast", "yes"),
         ("flush_enabled", "yes"),
         ("dump_enabled", "no"),
+        ("idle_timeout", int(settings.idleTimeout)),
     ]
 
 
@@ -412,10 +481,13 @@ def slabStats(cache: Cache) -> list[tuple[str, object]]:
 
 _ADMITTERS: dict[type, Callable[..., Lines]] = {
     wire.StorageRequest: admitStorage,
+    meta.MetaSetRequest: meta.admitMetaSet,
 }
 
 _COMPLETERS: dict[type, Callable[..., Lines]] = {
     wire.StorageRequest: store,
+    meta.MetaSetRequest: meta.metaSet,
+    wire.AuthenticationRequest: authenticate,
 }
 
 _HANDLERS: dict[type, Callable[..., Lines]] = {
@@ -428,6 +500,11 @@ _HANDLERS: dict[type, Callable[..., Lines]] = {
     wire.VerbosityRequest: verbosity,
     wire.StatsRequest: stats,
     wire.NoOpRequest: noOp,
+    wire.MemoryLimitRequest: memoryLimit,
+    meta.MetaGetRequest: meta.metaGet,
+    meta.MetaDeleteRequest: meta.metaDelete,
+    meta.MetaArithmeticRequest: meta.metaArithmetic,
+    meta.MetaDebugRequest: meta.metaDebug,
 }
 
 
@@ -441,6 +518,21 @@ def execute(request: wire.Request, cache: Cache) -> Lines:
     @raise ProtocolError: for requests that get an error reply.
     """
     return _HANDLERS[type(request)](request, cache)
+
+
+def badDataBlock(request: wire.DataRequest, cache: Cache) -> ProtocolError:
+    """
+    The error for a data block that does not end in CRLF.  memcached counts
+    the attempt as a set all the same.
+
+    @param request: the request the block belongs to.
+    @param cache: what the command acts on.
+    @return: the error to reply with.
+    """
+    if isinstance(request, wire.AuthenticationRequest):
+        return ClientError(wire.BAD_AUTH_TERMINATION)
+    cache.stats.cmdSet += 1
+    return ClientError(wire.BAD_DATA_CHUNK)
 
 
 def admit(request: wire.DataRequest, cache: Cache) -> Lines:

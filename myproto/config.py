@@ -29,6 +29,18 @@ class ServerSettings:
     @ivar banner: a line sent to each client on connect, or L{None}.
     @ivar verbosity: the starting log verbosity (C{-v}).
     @ivar listen: the endpoint descriptions served.
+    @ivar idleTimeout: seconds a client may go without completing a command
+        before it is dropped (memcached's C{-o idle_timeout}); 0 is never.
+    @ivar requestTimeout: seconds a client may take to finish a command line
+        or data block it has started; 0 is never.
+    @ivar credentials: the C{(username, password)} pairs accepted by ASCII
+        authentication, or L{None} when authentication is off (C{-Y}).
+    @ivar snapshotPath: the file the cache is saved to and loaded from, or
+        L{None} for a cache that starts empty.
+    @ivar snapshotInterval: seconds between saves while serving; 0 saves only
+        at shutdown.
+    @ivar drainTimeout: at shutdown, the most seconds to wait for clients to
+        finish their current requests.
     """
 
     memoryLimit: int = 64 * MEGABYTE
@@ -39,3 +51,9 @@ class ServerSettings:
     banner: bytes | None = None
     verbosity: int = 0
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    idleTimeout: float = 0.0
+    requestTimeout: float = 30.0
+    credentials: tuple[tuple[bytes, bytes], ...] | None = None
+    snapshotPath: str | None = None
+    snapshotInterval: float = 300.0
+    drainTimeout: float = 5.0

@@ -5,12 +5,24 @@ replies, and the factory that ties connections to one cache.
 
 from __future__ import annotations
 
+import socket
 from enum import Enum, auto
+from typing import Any, Callable
 
-from twisted.internet.interfaces import IAddress, IReactorCore, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorCore,
+    IReactorTime,
+)
+from twisted.internet import tcp
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from myproto import commands, wire
 from myproto.config import ServerSettings
@@ -19,6 +31,17 @@ from myproto.store import MemoryStore
 
 CRLF = b"\r\n"
 INTERNAL_ERROR = b"SERVER_ERROR internal error"
+
+# Replies to a pipelined batch are written as soon as they pass this size, so
+# that a transport whose buffer is full can pause the connection before it
+# reads and answers more (see pauseProducing).
+REPLY_BATCH_LIMIT = 64 * 1024
+
+# memcached carries out at most this many commands of one read before it
+# writes its replies, then this many at a time (its reqs_per_event, 20, plus
+# the command it starts with); see Cache.newReplyWindow.
+FIRST_REPLY_WINDOW = 21
+REPLY_WINDOW = 20
 
 
 class ReaderState(Enum):
@@ -31,7 +54,8 @@ class ReaderState(Enum):
     SWALLOW = auto()  # a refused data block, to be discarded
 
 
-class CacheServerProtocol(Protocol):
+@implementer(IPushProducer)
+class CacheServerProtocol(Protocol, TimeoutMixin):
     """
     One client connection speaking memcached's text protocol.
 
@@ -44,6 +68,17 @@ class CacheServerProtocol(Protocol):
 
     Replies to everything in one read leave in a single C{write}, so a
     pipelined batch costs one system call.
+
+    The connection is a push producer for its transport: when the client
+    does not read its replies and the transport's buffer fills, the
+    transport pauses us, and we stop reading the client's requests until it
+    has drained.
+
+    Two timers guard the connection: the idle timeout (L{TimeoutMixin}, reset
+    by each completed command) and the request timeout, which starts when a
+    command line or data block is begun and is cancelled when it is
+    finished, so a client that stalls halfway is dropped while one that
+    waits between requests is not.
     """
 
     log = Logger()
@@ -58,6 +93,19 @@ class CacheServerProtocol(Protocol):
         self._remaining = 0
         self._closing = False
         self._counted = False
+        self._windowRoom = FIRST_REPLY_WINDOW
+        self._paused = False
+        self._closeWhenIdle = False
+        self.connectedAt = 0.0
+        self._authenticated = factory.settings.credentials is None
+        self._requestDeadline: IDelayedCall | None = None
+        self._socket: socket.socket | None = None
+
+    def callLater(self, delay: float, function: Callable[..., Any], *args: Any) -> IDelayedCall:
+        """
+        Schedule timeouts on the factory's clock (L{TimeoutMixin} hook).
+        """
+        return self.factory.clock.callLater(delay, function, *args)
 
     def connectionMade(self) -> None:
         stats = self._cache.stats
@@ -75,29 +123,120 @@ class CacheServerProtocol(Protocol):
             return
         stats.currConnections += 1
         self._counted = True
+        self.connectedAt = self.factory.clock.seconds()
+        self.factory.connections.add(self)
+        self.transport.registerProducer(self, True)
+        if type(self.transport) is tcp.Server and not getattr(self.transport, "TLS", False):
+            self._socket = self.transport.getHandle()
+        self.setTimeout(self._cache.settings.idleTimeout or None)
         banner = self._cache.settings.banner
         if banner is not None:
             self._send([banner])
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
+        self._cancelRequestDeadline()
         if self._counted:
             self._cache.stats.currConnections -= 1
             self._counted = False
+            self.factory.connectionClosed(self)
         self._buffer = b""
         self._chunks = []
+
+    def finishAndClose(self) -> None:
+        """
+        Close once the request under way, if any, is answered: part of a
+        graceful shutdown.
+        """
+        self._closeWhenIdle = True
+        if not self._closing and not self._buffer and self._state is ReaderState.COMMAND:
+            self._hangUp()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
         self._cache.stats.bytesRead += len(data)
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
         replies: list[bytes] = []
         try:
             self._consume(data, replies)
         finally:
             if replies:
                 self._send(replies)
+            if self._closeWhenIdle and not self._buffer and self._state is ReaderState.COMMAND:
+                self._closing = True
             if self._closing:
-                self.transport.loseConnection()
+                self._hangUp()
+            elif self._buffer or self._state is not ReaderState.COMMAND:
+                self._startRequestDeadline()
+            else:
+                self._cancelRequestDeadline()
+
+    # Flow control (IPushProducer).
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: stop reading requests.
+        """
+        self._paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport has drained: answer what was read, then read on.
+        """
+        self._paused = False
+        if self._buffer and not self._closing:
+            self._process(b"")
+        if not self._paused and not self._closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._closing = True
+
+    # Timeouts.
+
+    def timeoutConnection(self) -> None:
+        """
+        The client has not completed a command for the idle timeout.
+        """
+        self._cache.stats.idleKicks += 1
+        self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
+        self._hangUp()
+
+    def _hangUp(self) -> None:
+        """
+        Close the connection once the replies already written have gone.
+        A transport does not close while a producer is registered with it.
+        """
+        self._closing = True
+        self._cancelRequestDeadline()
+        if self._counted:
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def _startRequestDeadline(self) -> None:
+        timeout = self._cache.settings.requestTimeout
+        if timeout and self._requestDeadline is None and not self._paused:
+            self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
+
+    def _cancelRequestDeadline(self) -> None:
+        if self._requestDeadline is not None:
+            if self._requestDeadline.active():
+                self._requestDeadline.cancel()
+            self._requestDeadline = None
+
+    def _requestTimedOut(self) -> None:
+        self._requestDeadline = None
+        self._cache.stats.requestTimeouts += 1
+        self.log.info(
+            "Dropping {peer}: request unfinished after {timeout} seconds",
+            peer=self.transport.getPeer(),
+            timeout=self._cache.settings.requestTimeout,
+        )
+        self._hangUp()
 
     def _send(self, lines: list[bytes]) -> None:
         """
@@ -106,6 +245,21 @@ class CacheServerProtocol(Protocol):
         lines.append(b"")
         payload = CRLF.join(lines)
         self._cache.stats.bytesWritten += len(payload)
+        sock = self._socket
+        if sock is not None and _nothingQueued(self.transport):
+            # A reply handed to transport.write waits for the next reactor
+            # iteration and costs two epoll_ctl calls (write interest on,
+            # then off).  Measured on the 16-connection get/set benchmark
+            # that is about a third of the server's CPU per request, so when
+            # nothing is queued we try the socket at once; what the kernel
+            # does not take is queued behind it as usual.
+            try:
+                sent = sock.send(payload)
+            except OSError:
+                sent = 0
+            if sent == len(payload):
+                return
+            payload = payload[sent:]
         self.transport.write(payload)
 
     # Framing.
@@ -115,7 +269,19 @@ class CacheServerProtocol(Protocol):
         self._buffer = b""
         position = 0
         length = len(buffer)
+        commandSeen = False
+        if self._state is ReaderState.COMMAND:
+            # memcached writes its replies whenever it runs out of whole lines
+            # (but not while it waits for the rest of a data block).
+            self._cache.newReplyWindow()
+        self._windowRoom = FIRST_REPLY_WINDOW
         while position < length and not self._closing:
+            if self._paused:
+                break
+            if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
+                self._send(replies)
+                replies.clear()
+                continue
             state = self._state
             if state is ReaderState.COMMAND:
                 newline = buffer.find(b"\n", position)
@@ -130,7 +296,13 @@ class CacheServerProtocol(Protocol):
                     # memcached could never hold this line whole.
                     self._closing = True
                     break
-                self._lineReceived(line, replies)
+                commandSeen = True
+                if self._authenticated:
+                    self._lineReceived(line, replies)
+                else:
+                    self._authenticationLineReceived(line, replies)
+                if self._state is ReaderState.COMMAND:
+                    self._commandDone()
             elif state is ReaderState.DATA:
                 need = self._remaining
                 available = length - position
@@ -151,18 +323,30 @@ class CacheServerProtocol(Protocol):
                 position += need
                 self._state = ReaderState.COMMAND
                 self._dataReceived(value, intact, replies)
+                self._commandDone()
             else:
                 taken = min(self._remaining, length - position)
                 position += taken
                 self._remaining -= taken
                 if not self._remaining:
                     self._state = ReaderState.COMMAND
+                    self._commandDone()
+        if commandSeen:
+            self.resetTimeout()
         if position < length and not self._closing:
             rest = buffer[position:]
-            if self._state is ReaderState.COMMAND and _unfinishedLineTooLong(rest):
+            if self._state is ReaderState.COMMAND and _unfinishedLineTooLong(
+                rest, self._authenticated
+            ):
                 self._closing = True
             else:
                 self._buffer = rest
+
+    def _commandDone(self) -> None:
+        self._windowRoom -= 1
+        if not self._windowRoom:
+            self._cache.newReplyWindow()
+            self._windowRoom = REPLY_WINDOW
 
     def _lineReceived(self, line: bytes, replies: list[bytes]) -> None:
         request = None
@@ -199,15 +383,33 @@ class CacheServerProtocol(Protocol):
         if not getattr(request, "noreply", False):
             replies.extend(lines)
 
+    def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> None:
+        try:
+            request = wire.parseAuthentication(line)
+        except ProtocolError as error:
+            replies.append(error.wire())
+            return
+        self._remaining = request.size + 2
+        self._pending = request
+        self._state = ReaderState.DATA
+
     def _dataReceived(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
         request = self._pending
         assert request is not None
         self._pending = None
         try:
             if not intact:
-                raise ClientError(wire.BAD_DATA_CHUNK)
+                raise commands.badDataBlock(request, self._cache)
             lines = commands.complete(request, value, self._cache)
+            if isinstance(request, wire.AuthenticationRequest):
+                self._authenticated = True
         except ProtocolError as error:
+            if isinstance(request, wire.AuthenticationRequest):
+                self.log.warn(
+                    "Authentication failed for {peer}: {why}",
+                    peer=self.transport.getPeer(),
+                    why=error.message.decode("ascii"),
+                )
             if not request.noreply:
                 replies.append(error.wire())
             return
@@ -228,6 +430,18 @@ class CacheServerProtocol(Protocol):
             replies.append(ClientError(wire.BAD_SHUTDOWN_MODE).wire())
 
 
+def _nothingQueued(transport: tcp.Server) -> bool:
+    """
+    Whether a TCP transport has no unsent data, so that bytes sent straight
+    to its socket cannot overtake earlier ones.
+    """
+    return (
+        not transport._tempDataBuffer
+        and transport.offset == len(transport.dataBuffer)
+        and not transport.disconnecting
+    )
+
+
 def _isRetrieval(line: bytes) -> bool:
     """
     Whether a line starts as a multi-get, which memcached lets grow long.
@@ -238,12 +452,14 @@ def _isRetrieval(line: bytes) -> bool:
     )
 
 
-def _unfinishedLineTooLong(rest: bytes) -> bool:
+def _unfinishedLineTooLong(rest: bytes, authenticated: bool) -> bool:
     """
     memcached's rule for a line still without its newline.
     """
     if len(rest) <= wire.MAX_COMMAND_LINE:
         return False
+    if not authenticated:
+        return True
     return not _isRetrieval(rest) or len(rest) > wire.MAX_RETRIEVAL_LINE
 
 
@@ -266,6 +482,46 @@ class CacheServerFactory(Factory):
         self.cache = commands.Cache(store, settings)
         self.clock = clock
         self.settings = settings
+        self.connections: set[CacheServerProtocol] = set()
+        self._drained: list[Deferred[None]] = []
+
+    def connectionClosed(self, connection: CacheServerProtocol) -> None:
+        """
+        A counted connection has gone.
+        """
+        self.connections.discard(connection)
+        if not self.connections:
+            waiters, self._drained = self._drained, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def drain(self, timeout: float) -> Deferred[None]:
+        """
+        Close every connection once its current request is answered, for a
+        graceful shutdown; those still open after C{timeout} seconds are
+        closed anyway.
+
+        @return: a L{Deferred} that fires when all connections are closed.
+        """
+        if not self.connections:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drained.append(waiter)
+        self.log.info(
+            "Closing {count} connections (waiting up to {timeout}s)",
+            count=len(self.connections),
+            timeout=timeout,
+        )
+        for connection in list(self.connections):
+            connection.finishAndClose()
+        if self.connections:
+            deadline = self.clock.callLater(timeout, self._forceClose)
+            waiter.addBoth(lambda result: (deadline.active() and deadline.cancel(), result)[1])
+        return waiter
+
+    def _forceClose(self) -> None:
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
 
     def buildProtocol(self, addr: IAddress) -> CacheServerProtocol:
         return self.protocol(self)

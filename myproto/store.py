@@ -66,9 +66,28 @@ class Item:
     @ivar size: the bytes this item is charged for.
     @ivar fetched: whether a client has read it since it was stored.
     @ivar lastAccess: clock seconds of the last store or fetch.
+    @ivar stale: whether a meta delete or meta set marked it stale (C{I}).
+    @ivar tokenSent: whether a meta get has handed out its recache token.
+    @ivar keyBinary: whether a meta set stored it under a base64 key (C{b}),
+        so that meta replies return the key in base64.
+    @ivar replyWindow: the reply window of the last reply that showed it
+        (see L{myproto.commands.Cache.newReplyWindow}), or 0.
     """
 
-    __slots__ = ("key", "value", "flags", "expires", "cas", "size", "fetched", "lastAccess")
+    __slots__ = (
+        "key",
+        "value",
+        "flags",
+        "expires",
+        "cas",
+        "size",
+        "fetched",
+        "lastAccess",
+        "stale",
+        "tokenSent",
+        "keyBinary",
+        "replyWindow",
+    )
 
     def __init__(
         self, key: bytes, value: bytes, flags: int, expires: float, cas: int, size: int, now: float
@@ -81,6 +100,10 @@ class Item:
         self.size = size
         self.fetched = False
         self.lastAccess = now
+        self.stale = False
+        self.tokenSent = False
+        self.keyBinary = False
+        self.replyWindow = 0
 
 
 class StoreStats:
@@ -259,6 +282,44 @@ class MemoryStore:
         if expires:
             self._remember(item)
         return item
+
+    def restore(self, key: bytes, value: bytes, flags: int, expires: float, cas: int) -> Item | None:
+        """
+        Put back an item saved earlier, keeping its CAS unique; later CAS
+        uniques are larger than every restored one.
+
+        @return: the item, or L{None} if it does not fit.
+        """
+        item = self.put(key, value, flags, expires)
+        if item is not None and self.useCas:
+            item.cas = cas
+            self._lastCas = max(self._lastCas, cas)
+        return item
+
+    def find(self, key: bytes) -> Item | None:
+        """
+        Look at a live item with no side effects at all: no LRU move, no
+        reclaiming, no counters.  For readers outside the request path, such
+        as snapshots.
+
+        @return: the item, or L{None} if absent or expired.
+        """
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item.expires and item.expires <= self._clock.seconds():
+            return None
+        if self._flushAt is not None and self._flushAt <= self._clock.seconds():
+            return None
+        return item
+
+    def keys(self) -> list[bytes]:
+        """
+        @return: a copy of the keys held (live or not yet reclaimed), least
+            recently used first.
+        """
+        self._applyPendingFlush(self._clock.seconds())
+        return list(self._items)
 
     def touch(self, item: Item, expires: float) -> None:
         """

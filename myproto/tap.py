@@ -2,25 +2,33 @@
 The command line of C{twistd myproto} and the services it starts.
 
 L{Options} takes memcached's option names and meanings (C{-m}, C{-I}, C{-c},
-C{-C}, C{-A}, C{-v}) plus one repeatable C{--listen ENDPOINT} in place of
-memcached's per-transport flags. L{settingsFromOptions} turns parsed options,
-or a plain mapping written by hand in a C{.tac} file, into a
-L{ServerSettings}; L{makeService} builds the store, the protocol factory, a
-periodic sweep of expired items and one listening service per endpoint.
+C{-C}, C{-A}, C{-v}, C{-Y}) plus one repeatable C{--listen ENDPOINT} in place
+of memcached's per-transport flags, and the two connection timeouts.
+L{settingsFromOptions} turns parsed options, or a plain mapping written by
+hand in a C{.tac} file, into a L{ServerSettings}; L{makeService} builds the
+store, the protocol factory, a periodic sweep of expired items and one
+listening service per endpoint.
 """
 
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from typing import Any, Mapping
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
+from twisted.python.filepath import FilePath
 
+from myproto.auth import parseAuthFile
 from myproto.config import DEFAULT_LISTEN, MEGABYTE, ServerSettings
 from myproto.protocol import CacheServerFactory
+from myproto.snapshot import SnapshotService
 from myproto.store import MemoryStore
 
 KILOBYTE = 1024
@@ -28,6 +36,8 @@ KILOBYTE = 1024
 DEFAULT_MEMORY_LIMIT = 64  # megabytes, as memcached's -m
 DEFAULT_MAX_ITEM_SIZE = "1m"
 DEFAULT_CONNECTION_LIMIT = 1024
+DEFAULT_IDLE_TIMEOUT = 0.0  # never
+DEFAULT_REQUEST_TIMEOUT = ServerSettings.requestTimeout
 
 # memcached's bounds for -I.
 MIN_ITEM_SIZE = KILOBYTE
@@ -37,6 +47,8 @@ MAX_ITEM_SIZE = 1024 * MEGABYTE
 SWEEP_INTERVAL = 1.0
 
 SWEEPER_NAME = "sweeper"
+SNAPSHOT_NAME = "snapshot"
+DRAIN_NAME = "drain"
 
 _SIZE = re.compile(r"([0-9]+)([kKmM]?)")
 _UNITS = {"": 1, "k": KILOBYTE, "m": MEGABYTE}
@@ -84,6 +96,52 @@ def parseInteger(text: str) -> int:
         return int(text)
     except ValueError:
         raise ValueError("{!r} is not a whole number".format(text)) from None
+
+
+def parseSeconds(text: str) -> float:
+    """
+    Read a duration given on the command line.
+
+    @param text: a number of seconds, e.g. C{"30"} or C{"2.5"}.
+
+    @return: its value.
+
+    @raise ValueError: if C{text} is not a finite number of seconds, zero or
+        more.
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError("{!r} is not a number of seconds".format(text)) from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError("{!r} is not a number of seconds".format(text))
+    return seconds
+
+
+parseSeconds.coerceDoc = "Seconds; 0 means never."  # type: ignore[attr-defined]
+
+
+def _readCredentials(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """
+    Read memcached's C{-Y} file of C{username:password} lines, once, at
+    startup.
+
+    @param path: the file's name.
+
+    @return: the accepted C{(username, password)} pairs.
+
+    @raise ValueError: if the file cannot be read or is not such a file.
+    """
+    try:
+        content = FilePath(path).getContent()
+    except OSError as e:
+        raise ValueError(
+            "Could not read the auth file {}: {}".format(path, e.strerror)
+        ) from None
+    try:
+        return parseAuthFile(content.splitlines(keepends=True))
+    except ValueError as e:
+        raise ValueError("Bad auth file {}: {}".format(path, e)) from None
 
 
 def _toSize(value: int | str) -> int:
@@ -142,6 +200,15 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
     connectionLimit = int(config.get("conn-limit", DEFAULT_CONNECTION_LIMIT))
     if connectionLimit < 1:
         raise ValueError("Maximum connections must be greater than 0")
+    idleTimeout = float(config.get("idle-timeout", DEFAULT_IDLE_TIMEOUT))
+    requestTimeout = float(config.get("request-timeout", DEFAULT_REQUEST_TIMEOUT))
+    if idleTimeout < 0 or requestTimeout < 0:
+        raise ValueError("Timeouts cannot be negative")
+    snapshotInterval = float(config.get("snapshot-interval", ServerSettings.snapshotInterval))
+    if snapshotInterval < 0:
+        raise ValueError("The snapshot interval cannot be negative")
+    authFile = config.get("auth-file")
+    credentials = _readCredentials(authFile) if authFile else None
     listen = tuple(config.get("listen") or (DEFAULT_LISTEN,))
     return ServerSettings(
         memoryLimit=memoryBytes,
@@ -152,6 +219,11 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         banner=_toBanner(config.get("banner")),
         verbosity=int(config.get("verbose", 0)),
         listen=listen,
+        idleTimeout=idleTimeout,
+        requestTimeout=requestTimeout,
+        credentials=credentials,
+        snapshotPath=config.get("snapshot") or None,
+        snapshotInterval=snapshotInterval,
     )
 
 
@@ -165,8 +237,10 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Serve a memcached-compatible cache on each --listen endpoint"
-        " (default: " + DEFAULT_LISTEN + ")."
+        "Serve a memcached-compatible cache on each --listen endpoint (default: "
+        + DEFAULT_LISTEN
+        + "). For TLS, listen on"
+        " ssl:PORT:interface=ADDRESS:privateKey=KEY.pem:certKey=CERT.pem."
     )
 
     optFlags = [
@@ -210,6 +284,43 @@ class Options(usage.Options):
             None,
             "A line sent to each client when it connects (default: none).",
         ],
+        [
+            "idle-timeout",
+            None,
+            DEFAULT_IDLE_TIMEOUT,
+            "Drop a client that completes no command for this long"
+            " (memcached -o idle_timeout).",
+            parseSeconds,
+        ],
+        [
+            "request-timeout",
+            None,
+            DEFAULT_REQUEST_TIMEOUT,
+            "Drop a client that takes longer than this to finish a command"
+            " line or data block it has started.",
+            parseSeconds,
+        ],
+        [
+            "snapshot",
+            None,
+            None,
+            "Save the cache to this file at shutdown (and periodically) and"
+            " load it at start.",
+        ],
+        [
+            "snapshot-interval",
+            None,
+            ServerSettings.snapshotInterval,
+            "Seconds between snapshot saves while serving (0: only at shutdown).",
+            parseSeconds,
+        ],
+        [
+            "auth-file",
+            "Y",
+            None,
+            "A file of username:password lines; clients must then"
+            " authenticate (memcached -Y).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -217,18 +328,15 @@ class Options(usage.Options):
         self["listen"] = []
         self["verbose"] = 0
 
+    # The opt_ docstrings are --help text; they stay on one line because
+    # usage.Options would keep a second line's indentation.
+
     def opt_listen(self, description: str) -> None:
-        """
-        Endpoint to serve on, e.g. tcp:11211:interface=127.0.0.1 or
-        ssl:11212:privateKey=key.pem:certKey=cert.pem (repeatable; default:
-        tcp:11211:interface=127.0.0.1).
-        """
+        """Endpoint to serve on, e.g. tcp:11311 or unix:m.sock (repeatable)."""
         self["listen"].append(description)
 
     def opt_verbose(self) -> None:
-        """
-        Raise the verbosity by one; repeat it (-vv) for more (memcached -v).
-        """
+        """Raise the starting verbosity level; repeat for more: -vv (memcached -v)."""
         self["verbose"] += 1
 
     opt_v = opt_verbose
@@ -246,6 +354,52 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         self["max-item-size"] = settings.maxItemSize
         self["settings"] = settings
+
+
+class DrainService(Service):
+    """
+    At shutdown, lets clients finish their current requests and closes
+    their connections (within a bound) before the snapshot is saved.
+    """
+
+    def __init__(self, factory: CacheServerFactory, timeout: float) -> None:
+        self.factory = factory
+        self.timeout = timeout
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.factory.drain(self.timeout)
+
+
+class ExitCleanlyOnSignals(Service):
+    """
+    Makes SIGTERM (and memcached's graceful-shutdown signal, SIGUSR1) stop
+    the server the graceful way and exit with status 0, as memcached does.
+
+    Twisted's own SIGTERM handler re-raises the signal once the reactor has
+    stopped, so the process would end "killed by SIGTERM"; supervisors take
+    that for a crash.  The handlers are installed once the reactor runs,
+    replacing the ones it installs at startup.
+    """
+
+    signals = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        if IReactorCore.providedBy(self.reactor):
+            self.reactor.callWhenRunning(self._install)
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in self.signals:
+            signal.signal(number, self._stop)
+
+    def _stop(self, number: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reactor.stop)
 
 
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
@@ -274,6 +428,18 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     )
     factory = CacheServerFactory(store, reactor, settings)
     top = MultiService()
+    # Children stop in reverse order: listeners first, then open connections
+    # are drained, then the snapshot is saved.
+    if settings.snapshotPath is not None:
+        snapshots = SnapshotService(
+            store, FilePath(settings.snapshotPath), reactor, settings.snapshotInterval
+        )
+        snapshots.setName(SNAPSHOT_NAME)
+        snapshots.setServiceParent(top)
+    ExitCleanlyOnSignals(reactor).setServiceParent(top)
+    drainer = DrainService(factory, settings.drainTimeout)
+    drainer.setName(DRAIN_NAME)
+    drainer.setServiceParent(top)
     sweeper = TimerService(SWEEP_INTERVAL, store.sweepExpired)
     sweeper.clock = reactor
     sweeper.setName(SWEEPER_NAME)

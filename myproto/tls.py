@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,9 +55,8 @@ def selfSignedCertificate(
     if not directory.exists():
         directory.makedirs()
     keyPEM, certPEM = _makeSelfSigned(hostname)
-    keyPath.setContent(keyPEM)
-    keyPath.chmod(0o600)
-    certPath.setContent(certPEM)
+    _write(keyPath, keyPEM, 0o600)
+    _write(certPath, certPEM, 0o644)
     log.info(
         "Wrote a self-signed certificate for {hostname} to {certificate}"
         " (private key: {key})",
@@ -65,6 +65,20 @@ def selfSignedCertificate(
         key=keyPath.path,
     )
     return keyPath, certPath
+
+
+def _write(path: FilePath[str], content: bytes, mode: int) -> None:
+    """
+    Write a file that is never, even briefly, more readable than C{mode}.
+
+    @param path: the file, replaced if it exists.
+    @param content: what to write.
+    @param mode: its permission bits.
+    """
+    descriptor = os.open(path.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as output:
+        output.write(content)
+    os.chmod(path.path, mode)
 
 
 def _makeSelfSigned(hostname: str) -> tuple[bytes, bytes]:

@@ -31,6 +31,8 @@ STAT = b"STAT "
 MN = b"MN"
 SHUTDOWN_NOT_ENABLED = b"ERROR: shutdown not enabled"
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections"
+MEMLIMIT_TOO_SMALL = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+MEMLIMIT_NOT_BYTES = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
 
 # Error messages, as memcached words them.
 BAD_FORMAT = b"bad command line format"
@@ -43,6 +45,10 @@ BAD_SHUTDOWN_MODE = b"invalid shutdown mode"
 TOO_LARGE = b"object too large for cache"
 OUT_OF_MEMORY = b"out of memory storing object"
 BAD_STATS_DETAIL = b"usage: stats detail on|off|dump"
+UNAUTHENTICATED = b"unauthenticated"
+BAD_AUTH_TERMINATION = b"bad command line termination"
+BAD_AUTH_FORMAT = b"bad authentication token format"
+AUTH_FAILURE = b"authentication failure"
 
 NOREPLY = b"noreply"
 KEY_MAX_LENGTH = 250
@@ -165,6 +171,16 @@ class ShutdownRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryLimitRequest:
+    """
+    C{cache_memlimit <megabytes>}: change the memory limit at run time.
+    """
+
+    megabytes: int
+    noreply: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NoOpRequest:
     """
     The meta no-op, C{mn}.
@@ -183,13 +199,25 @@ Request = Union[
     VersionRequest,
     QuitRequest,
     ShutdownRequest,
+    MemoryLimitRequest,
     NoOpRequest,
 ]
 
 
+class DataBlockRequest:
+    """
+    Base of requests defined elsewhere that a data block of C{size} bytes and
+    a CRLF follows (the meta set, L{myproto.meta.MetaSetRequest}).
+    """
+
+    __slots__ = ()
+    size: int
+    noreply: bool
+
+
 # Requests followed by a data block of C{size} bytes and a CRLF.
-DATA_REQUESTS = (StorageRequest,)
-DataRequest = StorageRequest
+DATA_REQUESTS = (StorageRequest, DataBlockRequest)
+DataRequest = Union[StorageRequest, DataBlockRequest]
 
 
 # Numbers, read as memcached's safe_strto* helpers read them on a 64-bit
@@ -413,6 +441,15 @@ def _parseVerbosity(tokens: list[bytes], count: int) -> VerbosityRequest:
     return VerbosityRequest(level, noreply)
 
 
+def _parseMemoryLimit(tokens: list[bytes], count: int) -> MemoryLimitRequest:
+    _wantTokens(count, 3, 4)
+    noreply = _noreply(tokens, count)
+    megabytes = _strtoul(tokens[1])
+    if megabytes is None:
+        raise UnknownCommand(noreply=noreply)
+    return MemoryLimitRequest(megabytes, noreply)
+
+
 def _parseShutdown(tokens: list[bytes], count: int) -> ShutdownRequest:
     if count == 2:
         return ShutdownRequest(None)
@@ -421,8 +458,49 @@ def _parseShutdown(tokens: list[bytes], count: int) -> ShutdownRequest:
 
 _EARLY_BRANCHES = frozenset(b"gsacidt")
 
+# memcached administration commands about its slab allocator, LRU tuning,
+# extstore and watchers, which myproto does not have: C{ERROR}, as memcached
+# gives for arguments it does not understand (never the HTTP hang-up).
+_UNSUPPORTED_VERBS = frozenset([b"lru", b"lru_crawler", b"watch", b"extstore", b"refresh_certs"])
+
 STORAGE_VERBS = frozenset([b"set", b"add", b"replace", b"append", b"prepend", b"cas"])
 RETRIEVAL_VERBS = frozenset([b"get", b"gets", b"gat", b"gats", b"bget"])
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticationRequest:
+    """
+    Before a client authenticates (C{-Y}), every line must be a C{set} whose
+    data block is C{"username password"}; key, flags and exptime are ignored.
+    """
+
+    size: int
+    noreply: bool = False
+
+
+def parseAuthentication(line: bytes) -> AuthenticationRequest:
+    """
+    Parse a command line from a client that has not authenticated yet.
+
+    @raise ClientError: C{unauthenticated}, for anything but a C{set}.
+    """
+    tokens, count = tokenize(line.split(b"\0", 1)[0])
+    size = _strtoul(tokens[4]) if count >= 6 and tokens[0] == b"set" else None
+    if size is None:
+        raise ClientError(UNAUTHENTICATED)
+    return AuthenticationRequest(size)
+
+
+def parseCredentials(payload: bytes) -> tuple[bytes, bytes]:
+    """
+    Split an authentication data block into username and password.
+
+    @raise ClientError: when it is not two space-separated tokens.
+    """
+    tokens, count = tokenize(payload.split(b"\0", 1)[0])
+    if count < 3:
+        raise ClientError(BAD_AUTH_FORMAT)
+    return tokens[0], tokens[1]
 
 
 def parseRequest(line: bytes) -> Request:
@@ -465,6 +543,15 @@ def parseRequest(line: bytes) -> Request:
         return _parseShutdown(tokens, count)
     if verb == b"mn":
         return NoOpRequest()
+    if verb[0] == 0x6D and len(verb) == 2:
+        # The other meta commands have their own module, which builds on this one.
+        from myproto import meta
+
+        return meta.parseMetaRequest(verb, tokens, count)  # type: ignore[return-value]
+    if verb == b"cache_memlimit":
+        return _parseMemoryLimit(tokens, count)
+    if verb in _UNSUPPORTED_VERBS:
+        raise UnknownCommand()
     # memcached hangs up on what looks like HTTP, but only in its last
     # dispatch branch, which verbs starting with these letters never reach.
     if verb[0] not in _EARLY_BRANCHES and not (verb[0] == 0x6D and len(verb) == 2):

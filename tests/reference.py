@@ -1,0 +1,581 @@
+"""
+A real memcached to compare against, and a client that sends it (or myproto)
+a byte stream and collects the whole reply.
+
+The differential tests run memcached as a child process and myproto inside
+the trial process, on the real reactor; so everything here that waits does so
+with L{Deferred}s, never with blocking sockets or sleeps in the reactor
+thread.
+
+memcached is started with C{subprocess.Popen} rather than
+C{reactor.spawnProcess}: a shared instance outlives single tests, and a child
+the reactor knew about would be reported (and killed) as a dirty reactor
+after each one.
+
+How a reply is known to be complete:
+
+  - a stream that ends in command state gets C{quit\\r\\n} appended; both
+    servers close the connection once they have answered everything before
+    it, so the reply is everything received until the connection closes;
+  - a stream that deliberately ends mid data block, or that the server is
+    expected to drop, is not followed by C{quit}; the reply is everything
+    received until the server closes or nothing has arrived for a short quiet
+    period, whichever comes first.
+
+Either way a server that stays silent and open gives up after
+L{IDLE_LIMIT} seconds rather than hanging the test, and the reply records
+that the connection was still open.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Optional, Sequence, Union
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest
+
+MEMCACHED_MISSING = "memcached binary not on PATH; .ci/run installs it"
+MEMCCAPABLE_MISSING = "memccapable binary not on PATH; .ci/run installs it"
+
+HOST = "127.0.0.1"
+
+#: Seconds to wait for a new memcached to accept connections.
+START_LIMIT = 10.0
+
+#: Seconds of silence after which an exchange stops waiting for a server
+#: that neither answers nor closes.
+IDLE_LIMIT = 2.0
+
+#: Seconds of silence that end a reply to a stream that is not followed by
+#: C{quit}.
+QUIET_PERIOD = 0.15
+
+#: Seconds between the pieces of a chunked write.
+CHUNK_DELAY = 0.002
+
+QUIT = b"quit\r\n"
+
+
+def _reactor() -> Any:
+    """
+    @return: the global reactor, imported only when first needed.
+    """
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def findMemcached() -> Optional[str]:
+    """
+    @return: the path of the C{memcached} binary on C{PATH}, or L{None}.
+    """
+    return shutil.which("memcached")
+
+
+def requireMemcached() -> str:
+    """
+    @return: the path of the C{memcached} binary.
+    @raise SkipTest: if there is none on C{PATH}.
+    """
+    path = findMemcached()
+    if path is None:
+        raise SkipTest(MEMCACHED_MISSING)
+    return path
+
+
+def freePort() -> int:
+    """
+    Ask the kernel for a TCP port on 127.0.0.1 that nothing listens on now.
+
+    The port is released before it is returned, so another process may take
+    it first; L{MemcachedServer.start} retries with a new port when that
+    happens.
+
+    @return: a port number.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+    finally:
+        probe.close()
+
+
+def memcachedArguments(binary: str, port: int) -> list[str]:
+    """
+    The command line of a memcached that matches myproto's defaults
+    (L{myproto.config.ServerSettings}): 64 MiB of memory, 1 MiB items, 1024
+    connections, CAS on, no UDP, loopback only.
+
+    @param binary: the path of the memcached binary.
+    @param port: the TCP port to listen on.
+    @return: the argument vector.
+    """
+    argv = [
+        binary,
+        "-U", "0",
+        "-l", HOST,
+        "-p", str(port),
+        "-m", "64",
+        "-I", "1m",
+        "-c", "1024",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv += ["-u", "root"]
+    return argv
+
+
+class MemcachedStartError(Exception):
+    """
+    memcached exited, or did not accept connections in time.
+    """
+
+
+@dataclass
+class MemcachedServer:
+    """
+    One memcached child process.
+
+    @ivar binary: the path of the memcached binary.
+    @ivar host: the address it listens on.
+    @ivar port: the port it listens on, once started.
+    """
+
+    binary: str
+    host: str = HOST
+    port: int = 0
+    _process: Optional["subprocess.Popen[bytes]"] = field(default=None, repr=False)
+    _stderr: Optional[IO[bytes]] = field(default=None, repr=False)
+
+    def start(self, reactor: Any = None) -> Deferred[None]:
+        """
+        Start memcached on a free port and wait until it accepts connections.
+
+        @param reactor: the reactor to poll with.
+        @return: a L{Deferred} that fires when it is ready.
+        """
+        return ensureDeferred(self._start(reactor or _reactor()))
+
+    async def _start(self, reactor: Any) -> None:
+        lastError = "never started"
+        for attempt in range(3):
+            await self._stop(reactor)
+            self.port = freePort()
+            self._stderr = tempfile.TemporaryFile()
+            self._process = subprocess.Popen(
+                memcachedArguments(self.binary, self.port),
+                stdin=subprocess.DEVNULL,
+                stdout=self._stderr,
+                stderr=self._stderr,
+            )
+            deadline = reactor.seconds() + START_LIMIT
+            while reactor.seconds() < deadline:
+                if self._process.poll() is not None:
+                    lastError = "memcached exited with {}: {!r}".format(
+                        self._process.returncode, self._output()
+                    )
+                    break
+                if await _accepts(reactor, self.host, self.port):
+                    if self._process.poll() is None:
+                        return
+                await deferLater(reactor, 0.01, lambda: None)
+            else:
+                lastError = "memcached did not accept connections in {}s".format(
+                    START_LIMIT
+                )
+        await self._stop(reactor)
+        raise MemcachedStartError(lastError)
+
+    def _output(self) -> bytes:
+        if self._stderr is None:
+            return b""
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:]
+
+    def stop(self, reactor: Any = None) -> Deferred[None]:
+        """
+        Stop memcached and reap it.
+
+        @param reactor: the reactor to poll with.
+        @return: a L{Deferred} that fires once the process has exited.
+        """
+        return ensureDeferred(self._stop(reactor or _reactor()))
+
+    async def _stop(self, reactor: Any) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            # SIGKILL: there is nothing to save, and memcached takes about a
+            # second to finish after SIGTERM (its LRU maintainer sleeps).
+            process.kill()
+            deadline = reactor.seconds() + 5.0
+            while process.poll() is None and reactor.seconds() < deadline:
+                await deferLater(reactor, 0.005, lambda: None)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def stopNow(self) -> None:
+        """
+        Stop memcached without a reactor (for interpreter exit).
+        """
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def _accepts(reactor: Any, host: str, port: int) -> bool:
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=1)
+    try:
+        protocol = await connectProtocol(endpoint, Protocol())
+    except ConnectError:
+        return False
+    assert protocol.transport is not None
+    done: Deferred[None] = Deferred()
+    protocol.connectionLost = lambda reason: done.callback(None)  # type: ignore[method-assign]
+    protocol.transport.loseConnection()
+    await done
+    return True
+
+
+async def startMemcached(testCase: Any, reactor: Any = None) -> MemcachedServer:
+    """
+    Start a fresh memcached for one test and stop it when the test ends.
+
+    @param testCase: the trial test case; its cleanup stops the server.
+    @param reactor: the reactor to poll with.
+    @return: the running server.
+    @raise SkipTest: if memcached is not on C{PATH}.
+    """
+    server = MemcachedServer(requireMemcached())
+    await server.start(reactor)
+    testCase.addCleanup(server.stop, reactor)
+    return server
+
+
+_shared: dict[str, MemcachedServer] = {}
+
+
+async def sharedMemcached(reactor: Any = None) -> MemcachedServer:
+    """
+    The memcached that the corpus tests share, started on first use and
+    stopped when the interpreter exits (or by L{stopSharedMemcached}).
+
+    Tests that share it must not depend on what other tests stored: each
+    should start with L{resetMemcached}.
+
+    @param reactor: the reactor to poll with.
+    @return: the running server.
+    @raise SkipTest: if memcached is not on C{PATH}.
+    """
+    server = _shared.get("server")
+    if server is not None and server._process is not None:
+        if server._process.poll() is None:
+            return server
+    server = MemcachedServer(requireMemcached())
+    await server.start(reactor)
+    _shared["server"] = server
+    return server
+
+
+@atexit.register
+def stopSharedMemcached() -> None:
+    """
+    Stop the shared memcached, if it runs.
+    """
+    server = _shared.pop("server", None)
+    if server is not None:
+        server.stopNow()
+
+
+#: What L{resetMemcached} sends, and what memcached answers.
+RESET_STREAM = b"flush_all\r\nverbosity 0\r\nstats detail off\r\n"
+RESET_REPLY = b"OK\r\nOK\r\nOK\r\n"
+
+
+async def resetMemcached(server: MemcachedServer, reactor: Any = None) -> None:
+    """
+    Bring a shared memcached back to a blank state: no items (an immediate
+    C{flush_all} also cancels any delayed one), verbosity 0, prefix stats
+    off.  Counters are not reset.
+
+    @param server: the server to reset.
+    @param reactor: the reactor to use.
+    """
+    reply = await exchange(server.host, server.port, [RESET_STREAM], reactor=reactor)
+    if reply.data != RESET_REPLY:
+        raise AssertionError("memcached did not reset: {!r}".format(reply.data))
+
+
+# ---------------------------------------------------------------------------
+# The client.
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """
+    A sync point in a stream: stop sending until what has been received so
+    far satisfies C{predicate} (or the server closes, or stays silent for
+    L{IDLE_LIMIT} seconds).
+
+    @ivar predicate: called with all bytes received so far.
+    """
+
+    predicate: Callable[[bytes], bool]
+
+
+def expectSuffix(suffix: bytes) -> WaitUntil:
+    """
+    @return: a sync point that waits until the reply so far ends with
+        C{suffix}.
+    """
+    return WaitUntil(lambda received: received.endswith(suffix))
+
+
+def expectCount(marker: bytes, count: int) -> WaitUntil:
+    """
+    @return: a sync point that waits until C{marker} occurs C{count} times in
+        the reply so far.
+    """
+    return WaitUntil(lambda received: received.count(marker) >= count)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """
+    A pause in a stream, so that the server reads what came before on its
+    own.
+
+    @ivar seconds: how long to wait before sending the rest.
+    """
+
+    seconds: float
+
+
+#: One piece of a stream: bytes to send; a function that makes the bytes to
+#: send from everything received so far (used to echo a CAS unique back);
+#: a sync point; or a pause.
+Part = Union[bytes, Callable[[bytes], bytes], WaitUntil, Pause]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """
+    Everything a server sent back on one connection.
+
+    @ivar data: the bytes received.
+    @ivar closedByServer: whether the server closed (or reset) the
+        connection; L{False} if the client gave up waiting and closed it.
+    """
+
+    data: bytes
+    closedByServer: bool
+
+
+class _Collector(Protocol):
+    """
+    Keeps what arrives, when it last arrived, and whether the connection has
+    gone.
+    """
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self._clock = reactor
+        self.received: list[bytes] = []
+        self.lastActivity = reactor.seconds()
+        self.closed = False
+        self._waiters: list[Deferred[None]] = []
+
+    def data(self) -> bytes:
+        return b"".join(self.received)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+        self.lastActivity = self._clock.seconds()
+        self._wake()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def activity(self, limit: float) -> Deferred[None]:
+        """
+        @return: a L{Deferred} that fires when data arrives, the connection
+            closes, or C{limit} seconds pass.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        call = self._clock.callLater(limit, self._timeUp, waiter)
+        waiter.addBoth(_cancelCall, call)
+        return waiter
+
+    def _timeUp(self, waiter: Deferred[None]) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+            waiter.callback(None)
+
+
+def _cancelCall(result: object, call: Any) -> object:
+    if call.active():
+        call.cancel()
+    return result
+
+
+def _chunks(data: bytes, chunking: Optional[random.Random]) -> list[bytes]:
+    if chunking is None or len(data) < 2:
+        return [data]
+    pieces = chunking.randint(2, min(8, len(data)))
+    cuts = sorted(chunking.sample(range(1, len(data)), pieces - 1))
+    return [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+
+
+def exchange(
+    host: str,
+    port: int,
+    parts: Sequence[Part],
+    quit: bool = True,
+    chunking: Optional[random.Random] = None,
+    reactor: Any = None,
+) -> Deferred[Reply]:
+    """
+    Open a connection, send a stream, and collect the whole reply.
+
+    @param host: the server's address.
+    @param port: the server's port.
+    @param parts: the stream, in pieces (see L{Part}).
+    @param quit: if true, append C{quit\\r\\n} and read until the server
+        closes; if false, read until the server closes or has been quiet for
+        L{QUIET_PERIOD} seconds after the last write.
+    @param chunking: if given, each bytes part is written in a few random
+        pieces (cut where this generator says) with a short pause between
+        them; otherwise in one write.
+    @param reactor: the reactor to use.
+    @return: a L{Deferred} that fires with the L{Reply}.
+    """
+    return ensureDeferred(
+        _exchange(host, port, list(parts), quit, chunking, reactor or _reactor())
+    )
+
+
+async def _exchange(
+    host: str,
+    port: int,
+    parts: list[Part],
+    quit: bool,
+    chunking: Optional[random.Random],
+    reactor: Any,
+) -> Reply:
+    collector = _Collector(reactor)
+    await connectProtocol(TCP4ClientEndpoint(reactor, host, port, timeout=5), collector)
+    transport: Any = collector.transport
+    assert transport is not None
+    # Chunked writes are small and close together: without this, Nagle's
+    # algorithm and delayed ACKs add ~40 ms to each of them.
+    transport.setTcpNoDelay(True)
+    if quit:
+        # In the same write as the end of the stream where possible: a
+        # server that closes on an earlier quit with input still unread
+        # sends a reset, which can take replies in flight with it.
+        if parts and isinstance(parts[-1], bytes):
+            parts = parts[:-1] + [parts[-1] + QUIT]
+        else:
+            parts = parts + [QUIT]
+    for part in parts:
+        if collector.closed:
+            break
+        if isinstance(part, WaitUntil):
+            predicate = part.predicate
+            await _waitFor(reactor, collector, lambda: predicate(collector.data()))
+            continue
+        if isinstance(part, Pause):
+            await deferLater(reactor, part.seconds, lambda: None)
+            collector.lastActivity = reactor.seconds()
+            continue
+        data = part if isinstance(part, bytes) else part(collector.data())
+        pieces = _chunks(data, chunking)
+        for index, piece in enumerate(pieces):
+            if collector.closed:
+                break
+            transport.write(piece)
+            collector.lastActivity = reactor.seconds()
+            if index < len(pieces) - 1:
+                await deferLater(reactor, CHUNK_DELAY, lambda: None)
+    if quit:
+        await _waitFor(reactor, collector, lambda: False)
+    else:
+        await _waitFor(reactor, collector, lambda: False, QUIET_PERIOD)
+    closedByServer = collector.closed
+    if not collector.closed:
+        transport.abortConnection()
+        while not collector.closed:
+            await collector.activity(IDLE_LIMIT)
+    return Reply(collector.data(), closedByServer)
+
+
+async def _waitFor(
+    reactor: Any,
+    collector: _Collector,
+    condition: Callable[[], bool],
+    idle: float = IDLE_LIMIT,
+) -> None:
+    """
+    Wait until C{condition()} holds, the connection closes, or nothing has
+    been sent or received for C{idle} seconds.
+    """
+    while not collector.closed and not condition():
+        remaining = collector.lastActivity + idle - reactor.seconds()
+        if remaining <= 0:
+            return
+        await collector.activity(remaining)
+
+
+# ---------------------------------------------------------------------------
+# Reading replies.
+
+
+_VALUE = re.compile(rb"^VALUE (\S+) (\d+) (\d+)(?: (\d+))?$")
+
+
+def casUniques(reply: bytes) -> list[int]:
+    """
+    The CAS uniques in the C{VALUE} lines of a reply, in order.
+
+    @param reply: bytes received from a server.
+    @return: the uniques (C{gets}/C{gats} lines only).
+    """
+    uniques = []
+    for line in reply.split(b"\r\n"):
+        match = _VALUE.match(line)
+        if match is not None and match.group(4) is not None:
+            uniques.append(int(match.group(4)))
+    return uniques
+
+
+def lastCas(reply: bytes) -> int:
+    """
+    @param reply: bytes received from a server.
+    @return: the CAS unique of the last C{VALUE} line that has one, or 0 if
+        none has.
+    """
+    uniques = casUniques(reply)
+    return uniques[-1] if uniques else 0
+

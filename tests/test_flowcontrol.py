@@ -1,0 +1,338 @@
+"""
+Tests for a connection's flow control and timers: backpressure when a client
+does not read its replies, the request timeout for clients that stall
+halfway through a command, and the idle timeout.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from myproto.config import ServerSettings
+from myproto.protocol import REPLY_BATCH_LIMIT, CacheServerFactory, CacheServerProtocol
+from myproto.store import MemoryStore
+
+
+class FillingTransport(StringTransport):
+    """
+    A transport that, like a real one, pauses its streaming producer when
+    more than C{bufferSize} bytes are waiting to be sent.
+    """
+
+    bufferSize = 65536
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.io.getvalue()) > self.bufferSize and self.producer is not None:
+            if self.producerState != "paused":
+                self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        """
+        Hand over what was written, as if the client read it all, and tell
+        the producer it may go on.
+        """
+        sent = self.value()
+        self.clear()
+        if self.producer is not None:
+            self.producer.resumeProducing()
+        return sent
+
+
+def connect(settings: ServerSettings, transport: StringTransport) -> tuple[CacheServerProtocol, Clock]:
+    clock = Clock()
+    clock.advance(1_000_000)
+    factory = CacheServerFactory(MemoryStore(clock), clock, settings)
+    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    proto.makeConnection(transport)
+    return proto, clock
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    A client that pipelines requests and does not read the replies makes the
+    server stop reading from it, instead of buffering without bound.
+    """
+
+    def setUp(self) -> None:
+        self.transport = FillingTransport()
+        self.proto, self.clock = connect(ServerSettings(), self.transport)
+        value = b"v" * 1000
+        self.proto.dataReceived(b"set k 0 0 1000\r\n" + value + b"\r\n")
+        self.transport.clear()
+        self.reply = b"VALUE k 0 1000\r\n" + value + b"\r\nEND\r\n"
+
+    def test_stopsReadingWhileRepliesWait(self) -> None:
+        """
+        Ten thousand gets in one read are not all answered at once: the
+        server writes until the transport is full, pauses the transport's
+        reading, and keeps the rest of the requests unparsed.
+        """
+        self.proto.dataReceived(b"get k\r\n" * 10000)
+        written = len(self.transport.value())
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertLessEqual(
+            written, self.transport.bufferSize + REPLY_BATCH_LIMIT + len(self.reply)
+        )
+        self.assertEqual(written % len(self.reply), 0)
+
+    def test_resumesWhenDrained(self) -> None:
+        """
+        Each time the client drains the replies the server answers more,
+        until every request is answered exactly once and in order; then the
+        transport reads again.
+        """
+        self.proto.dataReceived(b"get k\r\n" * 10000)
+        received = b""
+        for _ in range(10000):
+            if self.transport.producerState != "paused":
+                break
+            received += self.transport.drain()
+        received += self.transport.value()
+        self.assertEqual(received, self.reply * 10000)
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_requestsArrivingWhilePausedWait(self) -> None:
+        """
+        Bytes that arrive while paused (already in flight) are queued behind
+        the unanswered requests, not answered out of order.
+        """
+        self.proto.dataReceived(b"get k\r\n" * 5000)
+        self.proto.dataReceived(b"version\r\n")
+        received = b""
+        while self.transport.producerState == "paused":
+            received += self.transport.drain()
+        received += self.transport.value()
+        self.assertTrue(received.endswith(self.reply + b"VERSION 1.6.18\r\n"))
+        self.assertEqual(received.count(b"VALUE"), 5000)
+
+
+class RequestTimeoutTests(SynchronousTestCase):
+    """
+    A client that starts a command and stalls is dropped after the request
+    timeout; one that waits between commands is not.
+    """
+
+    def setUp(self) -> None:
+        self.transport = StringTransport()
+        self.proto, self.clock = connect(ServerSettings(requestTimeout=30), self.transport)
+
+    def tearDown(self) -> None:
+        self.proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idleBetweenRequestsIsFine(self) -> None:
+        """
+        Silence after complete requests never trips the request timeout.
+        """
+        self.proto.dataReceived(b"version\r\n")
+        self.clock.advance(3600)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_unfinishedLine(self) -> None:
+        """
+        Part of a command line, then nothing: dropped after the timeout,
+        counted, and nothing is answered.
+        """
+        self.proto.dataReceived(b"get ")
+        self.clock.advance(29)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(self.proto.factory.cache.stats.requestTimeouts, 1)
+
+    def test_dribblingDoesNotExtend(self) -> None:
+        """
+        Sending a byte now and then does not restart the clock: the whole
+        request must arrive within the timeout (slowloris).
+        """
+        for byte in b"set k 0 0 100\r\n" + b"0" * 40:
+            self.proto.dataReceived(bytes([byte]))
+            self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_unfinishedDataBlock(self) -> None:
+        """
+        A storage command whose data block stops short is dropped too, and
+        stores nothing.
+        """
+        self.proto.dataReceived(b"set k 0 0 10\r\n01234")
+        self.clock.advance(30)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIsNone(self.proto.factory.cache.store.get(b"k"))
+
+    def test_finishingCancels(self) -> None:
+        """
+        Completing the request cancels its deadline; the next request gets a
+        fresh one.
+        """
+        self.proto.dataReceived(b"set k 0 0 2\r\n")
+        self.clock.advance(20)
+        self.proto.dataReceived(b"hi\r\n")
+        self.clock.advance(20)
+        self.assertFalse(self.transport.disconnecting)
+        self.proto.dataReceived(b"ge")
+        self.clock.advance(29)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.transport.value(), b"STORED\r\n")
+
+    def test_disabled(self) -> None:
+        """
+        A request timeout of 0 never drops anyone.
+        """
+        transport = StringTransport()
+        proto, clock = connect(ServerSettings(requestTimeout=0), transport)
+        proto.dataReceived(b"get ")
+        clock.advance(10**6)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    """
+    With an idle timeout, a client that completes no command for that long
+    is dropped and counted in C{idle_kicks}, as memcached's C{idle_timeout}.
+    """
+
+    def setUp(self) -> None:
+        self.transport = StringTransport()
+        self.proto, self.clock = connect(
+            ServerSettings(idleTimeout=30, requestTimeout=0), self.transport
+        )
+
+    def test_idleClientIsDropped(self) -> None:
+        """
+        Commands restart the countdown; silence closes; no timer outlives
+        the connection.
+        """
+        self.clock.advance(29)
+        self.proto.dataReceived(b"version\r\n")
+        self.clock.advance(29)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.proto.factory.cache.stats.idleKicks, 1)
+        self.proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_partialInputIsNotActivity(self) -> None:
+        """
+        Bytes that do not complete a command do not count as activity, as in
+        memcached, which looks at the time of the last command.
+        """
+        self.proto.dataReceived(b"version\r\n")
+        self.clock.advance(20)
+        self.proto.dataReceived(b"vers")
+        self.clock.advance(10)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_statsShowIdleKicks(self) -> None:
+        """
+        C{idle_kicks} appears in C{stats} only when an idle timeout is set,
+        and C{stats settings} shows the timeout.
+        """
+        self.proto.dataReceived(b"stats\r\nstats settings\r\n")
+        self.assertIn(b"STAT idle_kicks 0\r\n", self.transport.value())
+        self.assertIn(b"STAT idle_timeout 30\r\n", self.transport.value())
+        transport = StringTransport()
+        proto, _ = connect(ServerSettings(), transport)
+        proto.dataReceived(b"stats\r\n")
+        self.assertNotIn(b"idle_kicks", transport.value())
+
+
+class Collector(Protocol):
+    """
+    Collects everything a server sends; C{done} fires with it on close.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.done: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Failure = ConnectionDone()) -> None:
+        self.done.callback(b"".join(self.received))
+
+
+class LoopbackFlowTests(TestCase):
+    """
+    Over a real socket, replies larger than the kernel takes at once arrive
+    complete and in order, and a client that stops reading makes the server
+    hold only a bounded amount of output.
+    """
+
+    async def test_largeRepliesInOrder(self) -> None:
+        """
+        Megabyte values that fill the socket buffers, followed by small
+        replies, all arrive intact and in request order.
+        """
+        factory = CacheServerFactory(MemoryStore(reactor, maxItemSize=2 * 1024 * 1024), reactor)
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        big = bytes(range(256)) * 4096
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Collector()
+        )
+        request = b"set big 0 0 %d\r\n%s\r\nset small 0 0 1\r\ns\r\n" % (len(big), big)
+        request += b"get big\r\nget small\r\n" * 5 + b"version\r\nquit\r\n"
+        client.transport.write(request)
+        received = await client.done
+        bigReply = b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(big), big)
+        expected = b"STORED\r\nSTORED\r\n" + (bigReply + b"VALUE small 0 1\r\ns\r\nEND\r\n") * 5
+        self.assertEqual(received, expected + b"VERSION 1.6.18\r\n")
+
+    async def test_unreadRepliesAreBounded(self) -> None:
+        """
+        A client that pipelines thousands of gets and does not read leaves
+        the server holding at most a bounded amount of unsent output; once
+        it reads, every reply arrives.
+        """
+        factory = CacheServerFactory(MemoryStore(reactor), reactor)
+        connections: list[CacheServerProtocol] = []
+        buildProtocol = factory.buildProtocol
+
+        def recordingBuildProtocol(addr):  # type: ignore[no-untyped-def]
+            proto = buildProtocol(addr)
+            connections.append(proto)
+            return proto
+
+        factory.buildProtocol = recordingBuildProtocol  # type: ignore[method-assign]
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Collector()
+        )
+        client.transport.pauseProducing()  # stop reading replies
+        value = b"x" * 1000
+        client.transport.write(b"set k 0 0 1000\r\n" + value + b"\r\n" + b"get k\r\n" * 20000)
+        serverTransport = None
+        largest = 0
+        for _ in range(50):
+            await deferLater(reactor, 0.02, lambda: None)
+            if connections:
+                serverTransport = connections[0].transport
+                queued = len(serverTransport.dataBuffer) - serverTransport.offset
+                queued += serverTransport._tempDataLen
+                largest = max(largest, queued)
+        self.assertIsNotNone(serverTransport)
+        reply = b"VALUE k 0 1000\r\n" + value + b"\r\nEND\r\n"
+        # 20,000 replies are 20 MB; the server holds at most a few batches.
+        self.assertLess(largest, 4 * (serverTransport.bufferSize + REPLY_BATCH_LIMIT + len(reply)))
+        client.transport.write(b"quit\r\n")
+        client.transport.resumeProducing()
+        received = await client.done
+        self.assertEqual(received, b"STORED\r\n" + reply * 20000)

@@ -1,0 +1,138 @@
+"""
+libmemcached's C{memccapable} conformance checker, ASCII tests only, against
+myproto serving in this process (and against memcached, to check the checker).
+
+C{memccapable} prints each test's name on stdout and its verdict on stdout
+(C{[pass]}) or stderr (C{[FAIL]}), so the two cannot be lined up from one
+run; a failed run is repeated one test at a time (C{-T name -v}) to say which
+tests failed and why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from typing import Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.reference import MEMCCAPABLE_MISSING, startMemcached
+from tests.test_differential import listenMyproto
+
+#: Seconds memccapable waits for any one reply (its C{-t}).
+IO_TIMEOUT = 5
+
+_NAME = re.compile(rb"ascii(?: [a-z_]+)*")
+_PASSED = re.compile(rb"(ascii(?: [a-z_]+)*) +\[pass\]")
+
+
+def requireMemccapable() -> str:
+    """
+    @return: the path of the C{memccapable} binary.
+    @raise SkipTest: if there is none on C{PATH}.
+    """
+    path = shutil.which("memccapable")
+    if path is None:
+        raise SkipTest(MEMCCAPABLE_MISSING)
+    return path
+
+
+async def runMemccapable(
+    binary: str, port: int, test: Optional[bytes] = None
+) -> tuple[bytes, bytes, int]:
+    """
+    Run memccapable's ASCII tests against 127.0.0.1:C{port}.
+
+    @param binary: the memccapable binary.
+    @param port: the server's port.
+    @param test: run only the test with this name, verbosely.
+    @return: its stdout, stderr and exit status.
+    """
+    from twisted.internet import reactor
+
+    args = ["-a", "-h", "127.0.0.1", "-p", str(port), "-t", str(IO_TIMEOUT)]
+    if test is not None:
+        args += ["-v", "-T", test.decode()]
+    out, err, code = await getProcessOutputAndValue(
+        binary, args, env=dict(os.environ), reactor=reactor
+    )
+    return out, err, code
+
+
+async def failures(binary: str, port: int) -> tuple[list[bytes], list[str]]:
+    """
+    Run every ASCII test; rerun each failed one alone for its diagnostics.
+
+    @return: the names of all tests seen, and a report for each failure.
+    """
+    out, err, code = await runMemccapable(binary, port)
+    names = _NAME.findall(out)
+    passed = set(_PASSED.findall(out))
+    if code == 0 and b"All tests passed" in out and names:
+        return names, []
+    report = []
+    for name in names:
+        if name in passed:
+            continue
+        alone = await runMemccapable(binary, port, name)
+        report.append(
+            "{}: exit {}\n    {}".format(
+                name.decode(),
+                alone[2],
+                (alone[0] + alone[1]).decode("replace").strip().replace("\n", "\n    "),
+            )
+        )
+    if not report:
+        report.append(
+            "memccapable exited {} without naming a failed test:\n{}\n{}".format(
+                code, out.decode("replace"), err.decode("replace")
+            )
+        )
+    return names, report
+
+
+class MemccapableTests(TestCase):
+    """
+    C{memccapable -a} passes against myproto.
+    """
+
+    timeout = 120
+
+    def test_myprotoPassesAsciiTests(self) -> Deferred[None]:
+        """
+        Every ASCII test passes (set, get, gets, cas, noreply forms, flush,
+        incr/decr, append/prepend, verbosity, version, quit, stat).
+        """
+
+        async def check() -> None:
+            binary = requireMemccapable()
+            port, stop = await listenMyproto()
+            self.addCleanup(stop)
+            names, report = await failures(binary, port)
+            if report:
+                self.fail(
+                    "{} of {} memccapable ASCII tests failed against myproto:\n  {}".format(
+                        len(report), len(names), "\n  ".join(report)
+                    )
+                )
+            self.assertGreaterEqual(len(names), 27)
+
+        return Deferred.fromCoroutine(check())
+
+    def test_memcachedPassesAsciiTests(self) -> Deferred[None]:
+        """
+        The same tests pass against memcached 1.6.18, so a failure above is
+        myproto's, and this module reads memccapable's output right.
+        """
+
+        async def check() -> None:
+            binary = requireMemccapable()
+            memcached = await startMemcached(self)
+            names, report = await failures(binary, memcached.port)
+            self.assertEqual(report, [])
+            self.assertGreaterEqual(len(names), 27)
+
+        return Deferred.fromCoroutine(check())

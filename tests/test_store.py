@@ -1,0 +1,1028 @@
+"""
+Tests for L{myproto.store}: the cache on its own, with time driven by a
+L{Clock}.
+"""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from myproto.store import NEVER, Item, MemoryStore, itemSize
+
+# A plausible wall-clock start, so that absolute times look like unix times.
+START = 1_700_000_000.0
+
+
+def makeStore(
+    maxBytes: int = 64 * 1024 * 1024, maxItemSize: int = 1024 * 1024, useCas: bool = True
+) -> tuple[MemoryStore, Clock]:
+    """
+    @return: an empty store and the clock it reads, set to L{START}.
+    """
+    clock = Clock()
+    clock.advance(START)
+    return MemoryStore(clock, maxBytes=maxBytes, maxItemSize=maxItemSize, useCas=useCas), clock
+
+
+def keysOf(store: MemoryStore) -> list[bytes]:
+    """
+    @return: the live keys, least recently used first.
+    """
+    return [item.key for item in store.items()]
+
+
+def liveBytes(store: MemoryStore) -> int:
+    """
+    @return: the bytes the live items should be charged, item by item.
+    """
+    return sum(
+        itemSize(len(item.key), len(item.value), item.flags, store.useCas) for item in store.items()
+    )
+
+
+class ItemSizeTests(SynchronousTestCase):
+    """
+    L{itemSize} charges what memcached 1.6 charges on a 64-bit build, so that
+    C{bytes} and the largest storable value match it.
+    """
+
+    def test_smallest(self) -> None:
+        """
+        A one-byte key with a one-byte value: 48-byte header, key and its
+        NUL, value and its CRLF, 8 bytes of CAS.  memcached reports
+        C{bytes 61} after C{set k 0 0 1}.
+        """
+        self.assertEqual(itemSize(1, 1, 0, True), 61)
+
+    def test_flags(self) -> None:
+        """
+        Nonzero flags take four more bytes (C{bytes 65} after
+        C{set k 5 0 1}).
+        """
+        self.assertEqual(itemSize(1, 1, 5, True), 65)
+        self.assertEqual(itemSize(5, 10, 5, True), 78)
+
+    def test_withoutCas(self) -> None:
+        """
+        Without CAS (C{-C}), items are eight bytes smaller.
+        """
+        self.assertEqual(itemSize(1, 1, 0, False), 53)
+
+    def test_largestDefaultItem(self) -> None:
+        """
+        With memcached's default 1 MiB item limit, a one-byte key takes at
+        most 1048516 bytes of value (1048512 with flags), as in memcached.
+        """
+        self.assertEqual(itemSize(1, 1048516, 0, True), 1024 * 1024)
+        self.assertEqual(itemSize(1, 1048512, 1, True), 1024 * 1024)
+
+
+class PutGetTests(SynchronousTestCase):
+    """
+    Storing, finding and removing items.
+    """
+
+    def setUp(self) -> None:
+        self.store, self.clock = makeStore()
+
+    def test_putThenGet(self) -> None:
+        """
+        L{MemoryStore.get} finds what L{MemoryStore.put} stored, with its
+        flags and expiry.
+        """
+        stored = self.store.put(b"k", b"value", 42, NEVER)
+        assert stored is not None
+        item = self.store.get(b"k")
+        assert item is not None
+        self.assertIs(item, stored)
+        self.assertEqual(
+            (item.key, item.value, item.flags, item.expires), (b"k", b"value", 42, NEVER)
+        )
+
+    def test_getMissing(self) -> None:
+        """
+        A key never stored is not found.
+        """
+        self.assertIsNone(self.store.get(b"nope"))
+        self.assertIsNone(self.store.peek(b"nope"))
+
+    def test_binaryValue(self) -> None:
+        """
+        Values are kept byte for byte, CRLF and NUL included.
+        """
+        value = bytes(range(256)) + b"\r\n\r\nEND\r\n"
+        self.store.put(b"k", value, 0, NEVER)
+        self.assertEqual(self.store.get(b"k").value, value)  # type: ignore[union-attr]
+
+    def test_emptyValue(self) -> None:
+        """
+        An empty value is a value.
+        """
+        self.store.put(b"k", b"", 0, NEVER)
+        self.assertEqual(self.store.get(b"k").value, b"")  # type: ignore[union-attr]
+
+    def test_flags(self) -> None:
+        """
+        The whole 32-bit range of flags is kept.
+        """
+        self.store.put(b"k", b"v", 2**32 - 1, NEVER)
+        self.assertEqual(self.store.get(b"k").flags, 2**32 - 1)  # type: ignore[union-attr]
+
+    def test_putReplaces(self) -> None:
+        """
+        A second put replaces the value, the flags and the expiry, and the
+        old item's bytes are no longer charged.
+        """
+        self.store.put(b"k", b"old value", 1, START + 10)
+        self.store.put(b"k", b"new", 2, NEVER)
+        item = self.store.get(b"k")
+        assert item is not None
+        self.assertEqual((item.value, item.flags, item.expires), (b"new", 2, NEVER))
+        self.assertEqual(len(self.store), 1)
+        self.assertEqual(self.store.bytes, itemSize(1, 3, 2, True))
+
+    def test_getMarksFetched(self) -> None:
+        """
+        A new item is unfetched; L{MemoryStore.get} marks it fetched and
+        notes the time; L{MemoryStore.peek} does neither.
+        """
+        item = self.store.put(b"k", b"v", 0, NEVER)
+        assert item is not None
+        self.clock.advance(5)
+        self.store.peek(b"k")
+        self.assertFalse(item.fetched)
+        self.assertEqual(item.lastAccess, START)
+        self.store.get(b"k")
+        self.assertTrue(item.fetched)
+        self.assertEqual(item.lastAccess, START + 5)
+
+    def test_getWithoutTouch(self) -> None:
+        """
+        C{get(key, touch=False)} is a peek.
+        """
+        item = self.store.put(b"k", b"v", 0, NEVER)
+        assert item is not None
+        self.assertIs(self.store.get(b"k", touch=False), item)
+        self.assertFalse(item.fetched)
+
+    def test_replacedItemIsUnfetched(self) -> None:
+        """
+        A new version starts unfetched even if the old one was read.
+        """
+        self.store.put(b"k", b"v", 0, NEVER)
+        self.store.get(b"k")
+        item = self.store.put(b"k", b"w", 0, NEVER)
+        assert item is not None
+        self.assertFalse(item.fetched)
+
+    def test_delete(self) -> None:
+        """
+        L{MemoryStore.delete} removes a live item and says so, uncharging
+        its bytes; deleting again finds nothing.
+        """
+        self.store.put(b"k", b"v", 0, NEVER)
+        self.store.put(b"j", b"w", 0, NEVER)
+        self.assertTrue(self.store.delete(b"k"))
+        self.assertIsNone(self.store.get(b"k"))
+        self.assertFalse(self.store.delete(b"k"))
+        self.assertEqual(len(self.store), 1)
+        self.assertEqual(self.store.bytes, itemSize(1, 1, 0, True))
+
+    def test_deleteMissing(self) -> None:
+        """
+        Deleting a key never stored is not an error.
+        """
+        self.assertFalse(self.store.delete(b"nope"))
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_len(self) -> None:
+        """
+        C{len} counts the items held.
+        """
+        self.assertEqual(len(self.store), 0)
+        for i in range(5):
+            self.store.put(b"k%d" % (i,), b"v", 0, NEVER)
+        self.assertEqual(len(self.store), 5)
+
+    def test_totalItems(self) -> None:
+        """
+        C{totalItems} counts every version stored, replacements included.
+        """
+        self.store.put(b"k", b"v", 0, NEVER)
+        self.store.put(b"k", b"w", 0, NEVER)
+        self.store.put(b"j", b"w", 0, NEVER)
+        self.assertEqual(self.store.stats.totalItems, 3)
+
+    def test_now(self) -> None:
+        """
+        The store's time is its clock's.
+        """
+        self.assertEqual(self.store.now(), START)
+        self.clock.advance(2.5)
+        self.assertEqual(self.store.now(), START + 2.5)
+
+
+class CasTests(SynchronousTestCase):
+    """
+    CAS uniques: one per stored version, never reused, or all zero with CAS
+    disabled.
+    """
+
+    def test_uniqueAndIncreasing(self) -> None:
+        """
+        Every put gets a CAS unique larger than any before it, across keys
+        and for new versions of the same key.
+        """
+        store, _ = makeStore()
+        seen = []
+        for i in range(50):
+            item = store.put(b"k%d" % (i % 7,), b"v", 0, NEVER)
+            assert item is not None
+            seen.append(item.cas)
+        self.assertEqual(seen, sorted(set(seen)))
+        self.assertGreater(seen[0], 0)
+
+    def test_newVersionNewCas(self) -> None:
+        """
+        Replacing an item changes the CAS unique the store reports for it.
+        """
+        store, _ = makeStore()
+        first = store.put(b"k", b"v", 0, NEVER).cas  # type: ignore[union-attr]
+        store.put(b"k", b"v", 0, NEVER)
+        self.assertNotEqual(store.get(b"k").cas, first)  # type: ignore[union-attr]
+
+    def test_nextCasIsShared(self) -> None:
+        """
+        L{MemoryStore.nextCas} draws from the same sequence as stores do.
+        """
+        store, _ = makeStore()
+        a = store.put(b"a", b"v", 0, NEVER).cas  # type: ignore[union-attr]
+        middle = store.nextCas()
+        b = store.put(b"b", b"v", 0, NEVER).cas  # type: ignore[union-attr]
+        self.assertTrue(a < middle < b)
+
+    def test_touchKeepsCas(self) -> None:
+        """
+        A new expiry time is not a new version.
+        """
+        store, _ = makeStore()
+        item = store.put(b"k", b"v", 0, NEVER)
+        assert item is not None
+        cas = item.cas
+        store.touch(item, START + 100)
+        self.assertEqual(store.get(b"k").cas, cas)  # type: ignore[union-attr]
+
+    def test_disabled(self) -> None:
+        """
+        With C{useCas=False} every item's CAS unique is 0, and items are
+        charged eight bytes less.
+        """
+        store, _ = makeStore(useCas=False)
+        for i in range(3):
+            item = store.put(b"k%d" % (i,), b"v", 0, NEVER)
+            assert item is not None
+            self.assertEqual(item.cas, 0)
+        self.assertEqual(store.nextCas(), 0)
+        self.assertEqual(store.bytes, 3 * itemSize(2, 1, 0, False))
+        item = store.get(b"k0")
+        assert item is not None
+        store.updateInPlace(item, b"w")
+        self.assertEqual(item.cas, 0)
+
+
+class UpdateInPlaceTests(SynchronousTestCase):
+    """
+    L{MemoryStore.updateInPlace}: memcached's in-place C{incr}.
+    """
+
+    def test_update(self) -> None:
+        """
+        The value changes, the CAS unique is new, and flags, expiry, size,
+        memory and LRU position stay.
+        """
+        store, _ = makeStore()
+        item = store.put(b"k", b"1234", 7, START + 50)
+        store.put(b"j", b"v", 0, NEVER)
+        assert item is not None
+        size, cas, bytesBefore = item.size, item.cas, store.bytes
+        store.updateInPlace(item, b"99  ")
+        found = store.peek(b"k")
+        assert found is not None
+        self.assertEqual(found.value, b"99  ")
+        self.assertGreater(found.cas, cas)
+        self.assertEqual((found.flags, found.expires, found.size), (7, START + 50, size))
+        self.assertEqual(store.bytes, bytesBefore)
+        self.assertEqual(keysOf(store), [b"k", b"j"])
+        self.assertEqual(store.stats.totalItems, 2)
+
+
+class ExpiryTests(SynchronousTestCase):
+    """
+    Items live until their absolute expiry time; expired items are reclaimed
+    lazily when someone asks for them.
+    """
+
+    def setUp(self) -> None:
+        self.store, self.clock = makeStore()
+
+    def test_liveUntilExpiry(self) -> None:
+        """
+        An item is found up to just before its expiry time, and not from
+        then on.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.clock.advance(9.999)
+        self.assertIsNotNone(self.store.get(b"k"))
+        self.clock.advance(0.001)
+        self.assertIsNone(self.store.get(b"k"))
+
+    def test_never(self) -> None:
+        """
+        L{NEVER} never expires.
+        """
+        self.store.put(b"k", b"v", 0, NEVER)
+        self.clock.advance(10 * 365 * 86400)
+        self.assertIsNotNone(self.store.get(b"k"))
+
+    def test_alreadyPast(self) -> None:
+        """
+        An expiry time in the past means the item is gone at once.
+        """
+        self.store.put(b"k", b"v", 0, START - 1)
+        self.assertIsNone(self.store.get(b"k"))
+        self.store.put(b"k", b"v", 0, 1.0)
+        self.assertIsNone(self.store.peek(b"k"))
+
+    def test_lazyReclaim(self) -> None:
+        """
+        Asking for an expired item removes it: its memory is freed and it
+        counts in C{getExpired}, C{reclaimed} and, never having been
+        fetched, C{expiredUnfetched}.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.clock.advance(10)
+        self.assertEqual(len(self.store), 1)
+        self.assertIsNone(self.store.get(b"k"))
+        self.assertEqual(len(self.store), 0)
+        self.assertEqual(self.store.bytes, 0)
+        stats = self.store.stats
+        self.assertEqual((stats.getExpired, stats.reclaimed, stats.expiredUnfetched), (1, 1, 1))
+        self.assertIsNone(self.store.get(b"k"))
+        self.assertEqual((stats.getExpired, stats.reclaimed, stats.expiredUnfetched), (1, 1, 1))
+
+    def test_fetchedThenExpired(self) -> None:
+        """
+        An item read before it expired is reclaimed but not counted as
+        expired unfetched.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.store.get(b"k")
+        self.clock.advance(10)
+        self.assertIsNone(self.store.get(b"k"))
+        stats = self.store.stats
+        self.assertEqual((stats.getExpired, stats.reclaimed, stats.expiredUnfetched), (1, 1, 0))
+
+    def test_peekReclaims(self) -> None:
+        """
+        A peek at an expired item reclaims it too.
+        """
+        self.store.put(b"k", b"v", 0, START + 1)
+        self.clock.advance(1)
+        self.assertIsNone(self.store.peek(b"k"))
+        self.assertEqual(self.store.stats.getExpired, 1)
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_deleteExpired(self) -> None:
+        """
+        An expired item cannot be deleted: it is already gone.
+        """
+        self.store.put(b"k", b"v", 0, START + 1)
+        self.clock.advance(1)
+        self.assertFalse(self.store.delete(b"k"))
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_itemsSkipsExpired(self) -> None:
+        """
+        L{MemoryStore.items} lists only live items.
+        """
+        self.store.put(b"a", b"v", 0, START + 1)
+        self.store.put(b"b", b"v", 0, NEVER)
+        self.store.put(b"c", b"v", 0, START + 5)
+        self.clock.advance(1)
+        self.assertEqual(keysOf(self.store), [b"b", b"c"])
+
+    def test_touch(self) -> None:
+        """
+        L{MemoryStore.touch} moves an item's expiry later, earlier, or to
+        never.
+        """
+        item = self.store.put(b"k", b"v", 0, START + 10)
+        assert item is not None
+        self.store.touch(item, START + 100)
+        self.clock.advance(50)
+        self.assertIsNotNone(self.store.get(b"k"))
+        self.store.touch(item, START + 60)
+        self.clock.advance(10)
+        self.assertIsNone(self.store.get(b"k"))
+
+        item = self.store.put(b"j", b"v", 0, START + 70)
+        assert item is not None
+        self.store.touch(item, NEVER)
+        self.clock.advance(1000)
+        self.assertIsNotNone(self.store.get(b"j"))
+
+    def test_replaceResetsExpiry(self) -> None:
+        """
+        A new version has only its own expiry time.
+        """
+        self.store.put(b"k", b"v", 0, START + 5)
+        self.store.put(b"k", b"w", 0, NEVER)
+        self.clock.advance(10)
+        self.assertEqual(self.store.get(b"k").value, b"w")  # type: ignore[union-attr]
+
+
+class SweepTests(SynchronousTestCase):
+    """
+    L{MemoryStore.sweepExpired} frees expired items nobody asks for again,
+    earliest first, within a budget.
+    """
+
+    def setUp(self) -> None:
+        self.store, self.clock = makeStore()
+
+    def test_sweepsUntouchedKeys(self) -> None:
+        """
+        Keys never read or written again are removed and their memory
+        freed, counting as reclaimed (and unfetched) but not as expired
+        gets.
+        """
+        for i in range(100):
+            self.store.put(b"k%d" % (i,), b"value", 0, START + 10)
+        self.store.put(b"forever", b"value", 0, NEVER)
+        self.clock.advance(10)
+        self.assertEqual(self.store.sweepExpired(), 100)
+        self.assertEqual(len(self.store), 1)
+        self.assertEqual(self.store.bytes, itemSize(7, 5, 0, True))
+        stats = self.store.stats
+        self.assertEqual((stats.reclaimed, stats.expiredUnfetched, stats.getExpired), (100, 100, 0))
+        self.assertEqual(self.store.sweepExpired(), 0)
+
+    def test_nothingDueYet(self) -> None:
+        """
+        Items whose time has not come are left alone.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.clock.advance(9)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertIsNotNone(self.store.peek(b"k"))
+
+    def test_budget(self) -> None:
+        """
+        One sweep examines at most C{budget} entries; the next one carries
+        on.
+        """
+        for i in range(10):
+            self.store.put(b"k%d" % (i,), b"v", 0, START + 1)
+        self.clock.advance(1)
+        self.assertEqual(self.store.sweepExpired(budget=3), 3)
+        self.assertEqual(len(self.store), 7)
+        self.assertEqual(self.store.sweepExpired(budget=0), 0)
+        self.assertEqual(len(self.store), 7)
+        self.assertEqual(self.store.sweepExpired(), 7)
+        self.assertEqual(len(self.store), 0)
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_earliestFirst(self) -> None:
+        """
+        The sweep takes the items that expired first.  (Whether a key was
+        still held is visible in C{getExpired}: looking up an expired key
+        the sweep left behind counts there, a swept one does not.)
+        """
+        for i in range(1, 11):
+            self.store.put(b"k%d" % (i,), b"v", 0, START + i)
+        self.clock.advance(5)
+        self.assertEqual(self.store.sweepExpired(budget=2), 2)
+        self.assertIsNone(self.store.get(b"k1"))
+        self.assertIsNone(self.store.get(b"k2"))
+        self.assertEqual(self.store.stats.getExpired, 0)
+        self.assertIsNone(self.store.get(b"k3"))
+        self.assertEqual(self.store.stats.getExpired, 1)
+
+    def test_ignoresReplacedItems(self) -> None:
+        """
+        An item replaced by a version without expiry is not swept when the
+        old version's time comes.
+        """
+        self.store.put(b"k", b"old", 0, START + 10)
+        self.store.put(b"k", b"new", 0, NEVER)
+        self.clock.advance(20)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertEqual(self.store.get(b"k").value, b"new")  # type: ignore[union-attr]
+        self.assertEqual(self.store.stats.reclaimed, 0)
+
+    def test_replacedWithLaterExpiry(self) -> None:
+        """
+        The old version's expiry does not remove the new version early; the
+        new version's does.
+        """
+        self.store.put(b"k", b"old", 0, START + 10)
+        self.store.put(b"k", b"new", 0, START + 30)
+        self.clock.advance(20)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertIsNotNone(self.store.peek(b"k"))
+        self.clock.advance(10)
+        self.assertEqual(self.store.sweepExpired(), 1)
+        self.assertEqual(len(self.store), 0)
+
+    def test_replacedWithSameExpiry(self) -> None:
+        """
+        Two versions expiring at the same moment are one item to sweep, not
+        two.
+        """
+        self.store.put(b"k", b"old", 0, START + 10)
+        self.store.put(b"k", b"new", 0, START + 10)
+        self.clock.advance(10)
+        self.assertEqual(self.store.sweepExpired(), 1)
+        self.assertEqual(self.store.stats.reclaimed, 1)
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_ignoresTouchedItems(self) -> None:
+        """
+        An item given a later expiry time is swept at the new time, not the
+        old one; one touched to never stays.
+        """
+        later = self.store.put(b"later", b"v", 0, START + 10)
+        never = self.store.put(b"never", b"v", 0, START + 10)
+        assert later is not None and never is not None
+        self.store.touch(later, START + 100)
+        self.store.touch(never, NEVER)
+        self.clock.advance(20)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertEqual(sorted(keysOf(self.store)), [b"later", b"never"])
+        self.clock.advance(80)
+        self.assertEqual(self.store.sweepExpired(), 1)
+        self.assertEqual(keysOf(self.store), [b"never"])
+
+    def test_touchedEarlier(self) -> None:
+        """
+        An item touched to expire sooner is swept at the sooner time.
+        """
+        item = self.store.put(b"k", b"v", 0, START + 100)
+        assert item is not None
+        self.store.touch(item, START + 5)
+        self.clock.advance(5)
+        self.assertEqual(self.store.sweepExpired(), 1)
+        self.assertEqual(len(self.store), 0)
+
+    def test_ignoresDeletedItems(self) -> None:
+        """
+        A deleted item is not swept (nor counted) again, and a new version
+        under the same key without expiry survives.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.store.delete(b"k")
+        self.store.put(b"k", b"again", 0, NEVER)
+        self.clock.advance(10)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertEqual(self.store.stats.reclaimed, 0)
+        self.assertEqual(self.store.get(b"k").value, b"again")  # type: ignore[union-attr]
+
+    def test_alreadyReclaimed(self) -> None:
+        """
+        An item reclaimed lazily is not swept a second time.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.clock.advance(10)
+        self.assertIsNone(self.store.get(b"k"))
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertEqual(self.store.stats.reclaimed, 1)
+
+    def test_fetchedItems(self) -> None:
+        """
+        Swept items that had been read count as reclaimed only.
+        """
+        self.store.put(b"k", b"v", 0, START + 10)
+        self.store.get(b"k")
+        self.clock.advance(10)
+        self.assertEqual(self.store.sweepExpired(), 1)
+        self.assertEqual((self.store.stats.reclaimed, self.store.stats.expiredUnfetched), (1, 0))
+
+
+class HeapCompactionTests(SynchronousTestCase):
+    """
+    Expiry bookkeeping does not grow without bound when the same keys are
+    rewritten or touched over and over.  (The heap is private; its size is
+    the only way to see this short of measuring the process.)
+    """
+
+    def test_repeatedSets(self) -> None:
+        """
+        Setting one key with a TTL 20000 times keeps the heap small, and
+        the one live item is still swept on time.
+        """
+        store, clock = makeStore()
+        for i in range(20000):
+            store.put(b"k", b"v%d" % (i,), 0, START + 60)
+            self.assertLessEqual(len(store._expiries), 2 * 1 + 1024 + 1)
+        self.assertEqual(len(store), 1)
+        clock.advance(60)
+        self.assertEqual(store.sweepExpired(), 1)
+        self.assertEqual(store.bytes, 0)
+
+    def test_repeatedTouches(self) -> None:
+        """
+        Touching one item 20000 times keeps the heap small.
+        """
+        store, clock = makeStore()
+        item = store.put(b"k", b"v", 0, START + 60)
+        assert item is not None
+        for i in range(20000):
+            store.touch(item, START + 60 + i)
+        self.assertLessEqual(len(store._expiries), 2 * 1 + 1024 + 1)
+        clock.advance(60 + 19998)
+        self.assertEqual(store.sweepExpired(), 0)
+        clock.advance(1)
+        self.assertEqual(store.sweepExpired(), 1)
+
+    def test_churn(self) -> None:
+        """
+        Many keys written with a TTL and deleted, round after round, leave
+        a heap proportional to what is live.
+        """
+        store, _ = makeStore()
+        for round in range(10):
+            for i in range(1000):
+                store.put(b"k%d" % (i,), b"v", 0, START + 60)
+            for i in range(1000):
+                store.delete(b"k%d" % (i,))
+        self.assertEqual(len(store), 0)
+        self.assertLessEqual(len(store._expiries), 2 * 1000 + 1024 + 1)
+
+
+class LRUTests(SynchronousTestCase):
+    """
+    Over the memory limit, the least recently used items are evicted.
+    """
+
+    def setUp(self) -> None:
+        # Room for exactly three items of one-byte keys and four-byte values.
+        self.size = itemSize(1, 4, 0, True)
+        self.store, self.clock = makeStore(maxBytes=3 * self.size)
+
+    def put(self, *keys: bytes, expires: float = NEVER) -> None:
+        for key in keys:
+            self.assertIsNotNone(self.store.put(key, b"vvvv", 0, expires))
+
+    def test_oldestEvictedFirst(self) -> None:
+        """
+        The fourth item evicts the first.
+        """
+        self.put(b"a", b"b", b"c")
+        self.assertEqual(self.store.stats.evictions, 0)
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
+        self.assertEqual(self.store.stats.evictions, 1)
+        self.assertEqual(self.store.bytes, 3 * self.size)
+
+    def test_getMovesToMostRecent(self) -> None:
+        """
+        Reading an item saves it from being the next victim.
+        """
+        self.put(b"a", b"b", b"c")
+        self.store.get(b"a")
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"c", b"a", b"d"])
+
+    def test_peekDoesNotMove(self) -> None:
+        """
+        A peek is not a use.
+        """
+        self.put(b"a", b"b", b"c")
+        self.store.peek(b"a")
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
+
+    def test_replaceMovesToMostRecent(self) -> None:
+        """
+        A new version of an old item is the newest item.
+        """
+        self.put(b"a", b"b", b"c")
+        self.put(b"a")
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"a"])
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"c", b"a", b"d"])
+        self.assertEqual(self.store.stats.evictions, 1)
+
+    def test_replaceDoesNotEvictItself(self) -> None:
+        """
+        Replacing an item in a full store with one of the same size evicts
+        nothing.
+        """
+        self.put(b"a", b"b", b"c")
+        self.put(b"b")
+        self.assertEqual(self.store.stats.evictions, 0)
+        self.assertEqual(sorted(keysOf(self.store)), [b"a", b"b", b"c"])
+
+    def test_largeItemEvictsSeveral(self) -> None:
+        """
+        An item needing the room of two evicts the two oldest.
+        """
+        self.put(b"a", b"b", b"c")
+        big = b"v" * (4 + self.size)
+        self.assertIsNotNone(self.store.put(b"e", big, 0, NEVER))
+        self.assertEqual(keysOf(self.store), [b"c", b"e"])
+        self.assertEqual(self.store.stats.evictions, 2)
+        self.assertEqual(self.store.bytes, liveBytes(self.store))
+
+    def test_evictionCounters(self) -> None:
+        """
+        C{evictedUnfetched} counts victims never read; C{evictedNonzero}
+        counts victims that had an expiry time.
+        """
+        self.put(b"a")
+        self.put(b"b", expires=START + 1000)
+        self.put(b"c")
+        self.store.get(b"a")
+        self.store.get(b"c")
+        # LRU order is now b, a, c.
+        self.put(b"d", b"e")
+        stats = self.store.stats
+        self.assertEqual(keysOf(self.store), [b"c", b"d", b"e"])
+        self.assertEqual((stats.evictions, stats.evictedUnfetched, stats.evictedNonzero), (2, 1, 1))
+
+    def test_expiredVictimsAreReclaimed(self) -> None:
+        """
+        An expired item pushed out to make room is reclaimed, not evicted.
+        """
+        self.put(b"a", expires=START + 5)
+        self.put(b"b", b"c")
+        self.clock.advance(5)
+        self.put(b"d")
+        stats = self.store.stats
+        self.assertEqual((stats.evictions, stats.reclaimed, stats.expiredUnfetched), (0, 1, 1))
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
+
+    def test_itemsOrder(self) -> None:
+        """
+        L{MemoryStore.items} lists least recently used first.
+        """
+        self.put(b"c", b"a", b"b")
+        self.store.get(b"c")
+        self.assertEqual(keysOf(self.store), [b"a", b"b", b"c"])
+
+    def test_lowerLimit(self) -> None:
+        """
+        Lowering the memory limit evicts at once, oldest first.
+        """
+        self.put(b"a", b"b", b"c")
+        self.store.setMemoryLimit(self.size)
+        self.assertEqual(keysOf(self.store), [b"c"])
+        self.assertEqual(self.store.stats.evictions, 2)
+        self.assertEqual(self.store.maxBytes, self.size)
+
+
+class SizeLimitTests(SynchronousTestCase):
+    """
+    Items over the item size limit, or over the whole memory limit, are
+    refused.
+    """
+
+    def test_itemSizeLimit(self) -> None:
+        """
+        An item of exactly the limit is stored; one byte more is refused,
+        counted in C{outOfMemory}, and leaves the old version in place.
+        """
+        store, _ = makeStore(maxItemSize=1000)
+        fitting = b"v" * (1000 - itemSize(1, 0, 0, True))
+        self.assertTrue(store.fits(b"k", len(fitting), 0))
+        self.assertIsNotNone(store.put(b"k", fitting, 0, NEVER))
+        self.assertFalse(store.fits(b"k", len(fitting) + 1, 0))
+        self.assertFalse(store.fits(b"k", len(fitting), 1))
+        self.assertIsNone(store.put(b"k", fitting + b"v", 0, NEVER))
+        self.assertEqual(store.stats.outOfMemory, 1)
+        self.assertEqual(store.get(b"k").value, fitting)  # type: ignore[union-attr]
+        self.assertEqual(store.bytes, 1000)
+
+    def test_keyCounts(self) -> None:
+        """
+        The key's length counts towards the limit.
+        """
+        store, _ = makeStore(maxItemSize=1000)
+        self.assertTrue(store.fits(b"k", 1000 - itemSize(1, 0, 0, True), 0))
+        self.assertFalse(store.fits(b"kk", 1000 - itemSize(1, 0, 0, True), 0))
+
+    def test_memoryLimit(self) -> None:
+        """
+        An item larger than all the memory is refused without evicting
+        anything.
+        """
+        store, _ = makeStore(maxBytes=500, maxItemSize=10000)
+        store.put(b"a", b"v", 0, NEVER)
+        self.assertIsNone(store.put(b"b", b"v" * 500, 0, NEVER))
+        self.assertEqual(keysOf(store), [b"a"])
+        self.assertEqual(store.stats.evictions, 0)
+        self.assertEqual(store.stats.outOfMemory, 1)
+
+    def test_fillsMemoryExactly(self) -> None:
+        """
+        An item exactly the size of the memory limit fits, evicting the
+        rest.
+        """
+        store, _ = makeStore(maxBytes=500, maxItemSize=10000)
+        store.put(b"a", b"v", 0, NEVER)
+        self.assertIsNotNone(store.put(b"b", b"v" * (500 - itemSize(1, 0, 0, True)), 0, NEVER))
+        self.assertEqual(keysOf(store), [b"b"])
+        self.assertEqual(store.bytes, 500)
+
+
+class MemoryAccountingTests(SynchronousTestCase):
+    """
+    C{bytes} is always exactly the sum of the live items' sizes, and never
+    above the limit.
+    """
+
+    def test_randomWorkload(self) -> None:
+        """
+        Through thousands of random puts, replacements, deletes, reads,
+        in-place updates and evictions, C{bytes} equals the sum of
+        L{itemSize} over what is held.
+        """
+        rng = random.Random(20240601)
+        store, _ = makeStore(maxBytes=20000, maxItemSize=4000)
+        for step in range(5000):
+            key = b"key%d" % (rng.randrange(60),)
+            action = rng.random()
+            if action < 0.6:
+                value = b"x" * rng.choice([0, 1, 10, 100, 1000, 3000])
+                store.put(key, value, rng.choice([0, 0, 1, 2**32 - 1]), NEVER)
+            elif action < 0.75:
+                store.delete(key)
+            elif action < 0.9:
+                store.get(key)
+            else:
+                item = store.peek(key)
+                if item is not None and item.value:
+                    store.updateInPlace(item, b"1".ljust(len(item.value)))
+            self.assertEqual(store.bytes, liveBytes(store), step)
+            self.assertLessEqual(store.bytes, store.maxBytes)
+        self.assertGreater(store.stats.evictions, 0)
+
+    def test_expiryAndSweep(self) -> None:
+        """
+        Expired items stay charged until reclaimed, lazily or by the sweep;
+        then nothing is charged for them.
+        """
+        store, clock = makeStore()
+        store.put(b"a", b"vv", 0, START + 1)
+        store.put(b"b", b"vvv", 3, START + 2)
+        store.put(b"c", b"v", 0, NEVER)
+        total = itemSize(1, 2, 0, True) + itemSize(1, 3, 3, True) + itemSize(1, 1, 0, True)
+        self.assertEqual(store.bytes, total)
+        clock.advance(2)
+        self.assertEqual(store.bytes, total)
+        store.get(b"a")
+        self.assertEqual(store.bytes, total - itemSize(1, 2, 0, True))
+        store.sweepExpired()
+        self.assertEqual(store.bytes, itemSize(1, 1, 0, True))
+
+
+class FlushTests(SynchronousTestCase):
+    """
+    L{MemoryStore.flush}: invalidate everything, now or later.
+    """
+
+    def setUp(self) -> None:
+        self.store, self.clock = makeStore()
+        self.store.put(b"a", b"v", 0, NEVER)
+        self.store.put(b"b", b"v", 0, START + 1000)
+
+    def test_now(self) -> None:
+        """
+        An immediate flush removes everything and frees the memory.
+        """
+        self.store.flush()
+        self.assertIsNone(self.store.get(b"a"))
+        self.assertEqual(len(self.store), 0)
+        self.assertEqual(self.store.bytes, 0)
+        self.store.put(b"a", b"new", 0, NEVER)
+        self.assertEqual(self.store.get(b"a").value, b"new")  # type: ignore[union-attr]
+
+    def test_zeroOrNegativeDelayIsNow(self) -> None:
+        """
+        A delay of zero or less is immediate.
+        """
+        self.store.flush(0)
+        self.assertEqual(len(self.store), 0)
+        self.store.put(b"a", b"v", 0, NEVER)
+        self.store.flush(-5)
+        self.assertEqual(len(self.store), 0)
+
+    def test_delayed(self) -> None:
+        """
+        A delayed flush leaves items readable until its time, then removes
+        them all, including those stored after the flush was asked for;
+        items stored after its time are not affected.
+        """
+        self.store.flush(10)
+        self.clock.advance(5)
+        self.assertIsNotNone(self.store.get(b"a"))
+        self.store.put(b"c", b"v", 0, NEVER)
+        self.clock.advance(4.9)
+        self.assertEqual(sorted(keysOf(self.store)), [b"a", b"b", b"c"])
+        self.clock.advance(0.1)
+        self.assertIsNone(self.store.get(b"a"))
+        self.assertIsNone(self.store.get(b"c"))
+        self.assertEqual(len(self.store), 0)
+        self.assertEqual(self.store.bytes, 0)
+        self.store.put(b"d", b"v", 0, NEVER)
+        self.clock.advance(100)
+        self.assertIsNotNone(self.store.get(b"d"))
+
+    def test_delayedAppliesOnPut(self) -> None:
+        """
+        The first put after a delayed flush's time sees an empty store.
+        """
+        self.store.flush(10)
+        self.clock.advance(10)
+        self.store.put(b"c", b"v", 0, NEVER)
+        self.assertEqual(keysOf(self.store), [b"c"])
+        self.assertEqual(self.store.bytes, itemSize(1, 1, 0, True))
+
+    def test_laterFlushReplacesPending(self) -> None:
+        """
+        A second delayed flush replaces the first, as in memcached.
+        """
+        self.store.flush(10)
+        self.clock.advance(5)
+        self.store.flush(20)
+        self.clock.advance(10)
+        self.assertIsNotNone(self.store.get(b"a"))
+        self.clock.advance(10)
+        self.assertIsNone(self.store.get(b"a"))
+
+    def test_sooneerFlushReplacesPending(self) -> None:
+        """
+        A second delayed flush may also bring the time forward.
+        """
+        self.store.flush(100)
+        self.store.flush(5)
+        self.clock.advance(5)
+        self.assertIsNone(self.store.get(b"a"))
+
+    def test_immediateCancelsPending(self) -> None:
+        """
+        An immediate flush clears now and cancels a pending delayed one.
+        """
+        self.store.flush(10)
+        self.store.flush()
+        self.store.put(b"c", b"v", 0, NEVER)
+        self.clock.advance(20)
+        self.assertIsNotNone(self.store.get(b"c"))
+
+    def test_sweepAfterFlush(self) -> None:
+        """
+        Flushed items are not swept (nor counted) later.
+        """
+        self.store.flush()
+        self.clock.advance(2000)
+        self.assertEqual(self.store.sweepExpired(), 0)
+        self.assertEqual(self.store.stats.reclaimed, 0)
+
+    def test_sweepAppliesDelayedFlush(self) -> None:
+        """
+        A sweep after a delayed flush's time frees the memory.
+        """
+        self.store.flush(10)
+        self.clock.advance(10)
+        self.store.sweepExpired()
+        self.assertEqual(self.store.bytes, 0)
+
+    def test_statsReset(self) -> None:
+        """
+        Resetting the counters zeroes them all.
+        """
+        self.store.put(b"a", b"v", 0, NEVER)
+        self.store.stats.reset()
+        for name in self.store.stats.__slots__:
+            self.assertEqual(getattr(self.store.stats, name), 0, name)
+
+
+class ItemTests(SynchronousTestCase):
+    """
+    L{Item} is a plain record.
+    """
+
+    def test_fields(self) -> None:
+        """
+        An item starts unfetched, last used at its creation.
+        """
+        item = Item(b"k", b"v", 3, 10.0, 7, 61, 5.0)
+        self.assertEqual(
+            (item.key, item.value, item.flags, item.expires, item.cas, item.size),
+            (b"k", b"v", 3, 10.0, 7, 61),
+        )
+        self.assertFalse(item.fetched)
+        self.assertEqual(item.lastAccess, 5.0)
