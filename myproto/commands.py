@@ -267,6 +267,8 @@ def touch(request: wire.TouchRequest, cache: Cache) -> Lines:
 
 def flushAll(request: wire.FlushRequest, cache: Cache) -> Lines:
     cache.stats.cmdFlush += 1
+    if request.exptime is None:
+        raise ClientError(wire.BAD_EXPTIME, request.noreply)
     if request.exptime > 0:
         cache.store.flush(cache.expiry(request.exptime) - cache.store.now())
     else:

@@ -109,7 +109,6 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         stats = self._cache.stats
-        stats.totalConnections += 1
         if stats.currConnections >= self._cache.settings.connectionLimit:
             stats.rejectedConnections += 1
             self.log.warn(
@@ -122,6 +121,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self.transport.loseConnection()
             return
         stats.currConnections += 1
+        stats.totalConnections += 1
         self._counted = True
         self.connectedAt = self.factory.clock.seconds()
         self.factory.connections.add(self)

@@ -123,6 +123,16 @@ class StoreStats:
         "outOfMemory",
     )
 
+    totalItems: int
+    evictions: int
+    evictedUnfetched: int
+    evictedNonzero: int
+    reclaimed: int
+    expiredUnfetched: int
+    getExpired: int
+    getFlushed: int
+    outOfMemory: int
+
     def __init__(self) -> None:
         self.reset()
 

@@ -129,10 +129,11 @@ class TouchRequest:
 @dataclass(frozen=True, slots=True)
 class FlushRequest:
     """
-    C{flush_all}; C{exptime} is 0 for "now".
+    C{flush_all}; C{exptime} is 0 for "now", and L{None} when the delay
+    given is not a number (memcached counts the command before refusing it).
     """
 
-    exptime: int
+    exptime: int | None
     noreply: bool
 
 
@@ -423,12 +424,9 @@ def _parseFlush(tokens: list[bytes], count: int) -> FlushRequest:
     if not 2 <= count <= 4:
         raise UnknownCommand()
     noreply = _noreply(tokens, count)
-    exptime = 0
+    exptime: int | None = 0
     if count != (3 if noreply else 2):
-        parsed = _strtol(tokens[1])
-        if parsed is None:
-            raise ClientError(BAD_EXPTIME, noreply)
-        exptime = parsed
+        exptime = _strtol(tokens[1])
     return FlushRequest(exptime, noreply)
 
 

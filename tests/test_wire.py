@@ -601,11 +601,13 @@ class FlushParsingTests(ParseErrorAssertions):
 
     def test_badDelay(self) -> None:
         """
-        A delay that is not a number is C{invalid exptime argument}.
+        A delay that is not a number parses to a request without one: the
+        command counts it in C{cmd_flush} before refusing it with C{invalid
+        exptime argument}.
         """
-        self.assertClientError(b"flush_all abc", wire.BAD_EXPTIME)
-        self.assertClientError(b"flush_all abc noreply", wire.BAD_EXPTIME, noreply=True)
-        self.assertClientError(b"flush_all 9223372036854775808", wire.BAD_EXPTIME)
+        self.assertEqual(parseRequest(b"flush_all abc"), FlushRequest(None, False))
+        self.assertEqual(parseRequest(b"flush_all abc noreply"), FlushRequest(None, True))
+        self.assertEqual(parseRequest(b"flush_all 9223372036854775808"), FlushRequest(None, False))
 
     def test_arity(self) -> None:
         """
@@ -810,7 +812,7 @@ class HTTPCloseTests(ParseErrorAssertions):
         self.assertIsInstance(parseRequest(b"stats HTTP/1.1"), StatsRequest)
         self.assertUnknown(b"replace HTTP/1.1")
         self.assertUnknown(b"prepend a HTTP/1.1")
-        self.assertClientError(b"flush_all HTTP/1.1", wire.BAD_EXPTIME)
+        self.assertEqual(parseRequest(b"flush_all HTTP/1.1"), FlushRequest(None, False))
         self.assertBadFormat(b"verbosity HTTP/1.1")
 
     def test_lruCrawler(self) -> None:
