@@ -492,7 +492,8 @@ _COMPLETERS: dict[type, Callable[..., Lines]] = {
     wire.AuthenticationRequest: authenticate,
 }
 
-_HANDLERS: dict[type, Callable[..., Lines]] = {
+# The commands that need no data block, by request type.
+HANDLERS: dict[type, Callable[..., Lines]] = {
     wire.RetrievalRequest: retrieve,
     wire.DeleteRequest: delete,
     wire.ArithmeticRequest: arithmetic,
@@ -519,7 +520,7 @@ def execute(request: wire.Request, cache: Cache) -> Lines:
     @return: the reply lines.
     @raise ProtocolError: for requests that get an error reply.
     """
-    return _HANDLERS[type(request)](request, cache)
+    return HANDLERS[type(request)](request, cache)
 
 
 def badDataBlock(request: wire.DataRequest, cache: Cache) -> ProtocolError:

@@ -352,6 +352,12 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         request = None
         try:
             request = wire.parseRequest(line)
+            handler = commands.HANDLERS.get(type(request))
+            if handler is not None:
+                lines = handler(request, self._cache)
+                if not request.noreply:
+                    replies.extend(lines)
+                return
             if isinstance(request, wire.DATA_REQUESTS):
                 self._remaining = request.size + 2
                 try:
@@ -368,20 +374,16 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             if isinstance(request, wire.ShutdownRequest):
                 self._shutdown(request, replies)
                 return
-            lines = commands.execute(request, self._cache)
+            raise AssertionError("no handler for %r" % (request,))
         except CloseConnection:
             self._closing = True
             return
         except ProtocolError as error:
-            if not (error.noreply or getattr(request, "noreply", False)):
+            if not (error.noreply or (request is not None and request.noreply)):
                 replies.append(error.wire())
-            return
         except Exception:
             self.log.failure("Unexpected error handling a command")
             replies.append(INTERNAL_ERROR)
-            return
-        if not getattr(request, "noreply", False):
-            replies.extend(lines)
 
     def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> None:
         try:

@@ -84,8 +84,10 @@ class Key:
     One of a stream's keys, as the command spells it.
 
     @ivar index: which of the stream's keys.
-    @ivar spelling: C{"plain"}; C{"base64"} of the plain key; or
-        C{"binary"}: base64 of a key with bytes a text key cannot hold.
+    @ivar spelling: C{"plain"}; C{"longest"}, the plain key padded to 250
+        bytes; C{"base64"} of the plain key; C{"messy"}, that with bytes
+        outside the alphabet in it, which memcached skips; or C{"binary"}:
+        base64 of a key with bytes a text key cannot hold.
     """
 
     index: int
@@ -95,6 +97,11 @@ class Key:
         if self.spelling == "binary":
             return base64.b64encode(b"\x01 " + prefix + b"\xff%d" % (self.index,))
         raw = prefix + b"k%d" % (self.index,)
+        if self.spelling == "longest":
+            return raw.ljust(250, b"y")
+        if self.spelling == "messy":
+            encoded = base64.b64encode(raw)
+            return encoded[:3] + b"*" + encoded[3:-1] + b"." + encoded[-1:]
         return base64.b64encode(raw) if self.spelling == "base64" else raw
 
 
@@ -131,7 +138,6 @@ def render(stream: Sequence[Command], prefix: bytes, base: int) -> bytes:
 
 
 LONG_KEY = b"x" * 251
-LONGEST_KEY = b"y" * 250
 
 _ttls = st.sampled_from([b"100", b"100", b"1000", b"0", b"-1", b"2592001", b"+100", b"x", b""])
 _recaches = st.sampled_from([b"30", b"5000", b"5000", b"0", b"-1", b"x"])
@@ -213,10 +219,10 @@ def _key(draw: Any, binary: bool) -> Piece:
             st.sampled_from(
                 [Key(index, "base64")] * 5
                 + [Key(index, "binary")] * 2
-                + [Key(index, "plain"), b"!!!", b"AA=="]
+                + [Key(index, "messy"), Key(index, "plain"), b"!!!", b"AA="]
             )
         )
-    return draw(st.sampled_from([Key(index, "plain")] * 12 + [LONG_KEY, LONGEST_KEY]))
+    return draw(st.sampled_from([Key(index, "plain")] * 12 + [LONG_KEY, Key(index, "longest")]))
 
 
 @st.composite
