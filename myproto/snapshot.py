@@ -5,11 +5,12 @@ The file format (version 1), all integers big-endian::
 
     magic  "MYPROTO-SNAPSHOT\\n"
     header version:u16  savedAt:f64
-    items  "I" keyLength:u16 flags:u32 expires:f64 cas:u64 valueLength:u32 key value
+    items  "I" keyLength:u16 flags:u32 expires:f64 lastAccess:f64 cas:u64
+           valueLength:u32 key value
     end    "E" count:u64 crc32:u32     (CRC-32 of every byte before the "E")
 
 C{expires} is an absolute unix time (0 for never), so remaining TTLs keep
-running while the server is down.  A file is written under a temporary name,
+running while the server is down; C{lastAccess} puts the LRU back in order.  A file is written under a temporary name,
 flushed to disk and renamed over the old one, so a crash mid-save leaves the
 previous snapshot in place.  Saving walks the store a slice at a time between
 reactor turns, so requests are still answered during a save.
@@ -36,7 +37,7 @@ from myproto.store import MemoryStore
 MAGIC = b"MYPROTO-SNAPSHOT\n"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("!Hd")
-_ITEM = struct.Struct("!HIdQI")
+_ITEM = struct.Struct("!HIddQI")
 _END = struct.Struct("!QI")
 ITEM_MARK = b"I"
 END_MARK = b"E"
@@ -44,7 +45,7 @@ END_MARK = b"E"
 # Items serialised per reactor turn while saving: small enough that one turn
 # takes a few milliseconds, large enough that a save of a million items does
 # not take thousands of turns.
-ITEMS_PER_SLICE = 2000
+ITEMS_PER_SLICE = 1000
 
 
 class SnapshotError(Exception):
@@ -58,7 +59,8 @@ def encodeItems(store: MemoryStore, savedAt: float) -> Iterator[bytes]:
     """
     Serialise the store, yielding the file's bytes a slice of items at a
     time.  Keys deleted or expired while the walk is under way are left out;
-    each key is written as it is when the walk reaches it.
+    each key is written as it is when the walk reaches it, in no particular
+    order.
 
     @param store: the store to save.
     @param savedAt: the unix time to record.
@@ -69,15 +71,20 @@ def encodeItems(store: MemoryStore, savedAt: float) -> Iterator[bytes]:
     head = MAGIC + _HEADER.pack(FORMAT_VERSION, savedAt)
     checksum = zlib.crc32(head, checksum)
     yield head
-    keys = store.keys()
-    for start in range(0, len(keys), ITEMS_PER_SLICE):
+    held = store.allItems()
+    for start in range(0, len(held), ITEMS_PER_SLICE):
         parts = []
-        for key in keys[start : start + ITEMS_PER_SLICE]:
+        for seen in held[start : start + ITEMS_PER_SLICE]:
+            key = seen.key
             item = store.find(key)
             if item is None:
                 continue
             parts.append(ITEM_MARK)
-            parts.append(_ITEM.pack(len(key), item.flags, item.expires, item.cas, len(item.value)))
+            parts.append(
+                _ITEM.pack(
+                    len(key), item.flags, item.expires, item.lastAccess, item.cas, len(item.value)
+                )
+            )
             parts.append(key)
             parts.append(item.value)
             count += 1
@@ -95,7 +102,8 @@ def decodeItems(data: bytes) -> Iterator[tuple[bytes, bytes, int, float, int]]:
     so a bad file never yields anything.
 
     @param data: the file's contents.
-    @return: an iterator of C{(key, value, flags, expires, cas)}.
+    @return: an iterator of C{(key, value, flags, expires, cas, lastAccess)},
+        least recently used first.
     @raise SnapshotError: when the file is not a complete, intact snapshot.
     """
     if not data.startswith(MAGIC):
@@ -117,16 +125,19 @@ def decodeItems(data: bytes) -> Iterator[tuple[bytes, bytes, int, float, int]]:
     while position < trailer:
         if data[position : position + 1] != ITEM_MARK or position + 1 + _ITEM.size > trailer:
             raise SnapshotError("bad item record at byte %d" % (position,))
-        keyLength, flags, expires, cas, valueLength = _ITEM.unpack_from(data, position + 1)
+        keyLength, flags, expires, lastAccess, cas, valueLength = _ITEM.unpack_from(
+            data, position + 1
+        )
         position += 1 + _ITEM.size
         end = position + keyLength + valueLength
         if end > trailer:
             raise SnapshotError("item overruns the file at byte %d" % (position,))
         key = data[position : position + keyLength]
-        records.append((key, data[position + keyLength : end], flags, expires, cas))
+        records.append((key, data[position + keyLength : end], flags, expires, cas, lastAccess))
         position = end
     if len(records) != count:
         raise SnapshotError("item count %d does not match %d" % (len(records), count))
+    records.sort(key=lambda record: record[5])
     return iter(records)
 
 
@@ -217,11 +228,11 @@ class SnapshotService(Service):
             return 0
         now = self.clock.seconds()
         loaded = expired = 0
-        for key, value, flags, expires, cas in records:
+        for key, value, flags, expires, cas, lastAccess in records:
             if expires and expires <= now:
                 expired += 1
                 continue
-            if self.store.restore(key, value, flags, expires, cas) is not None:
+            if self.store.restore(key, value, flags, expires, cas, lastAccess) is not None:
                 loaded += 1
         self.log.info(
             "Loaded {loaded} items from snapshot {path} ({expired} had expired)",

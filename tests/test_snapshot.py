@@ -58,7 +58,8 @@ class SnapshotFormatTests(SynchronousTestCase):
         """
         records = list(decodeItems(self.encoded()))
         expected = [
-            (item.key, item.value, item.flags, item.expires, item.cas) for item in self.store.items()
+            (item.key, item.value, item.flags, item.expires, item.cas, item.lastAccess)
+            for item in self.store.items()
         ]
         self.assertEqual(records, expected)
         self.assertEqual([record[0] for record in records], [b"a", b"b", b"c"])
