@@ -51,6 +51,17 @@ def findProgram(*names: str) -> str:
     raise SystemExit("bench: {} not found on PATH".format(" or ".join(names)))
 
 
+def dieWithParent() -> None:
+    """
+    In a child, before C{exec}: ask Linux to send C{SIGTERM} when the
+    benchmark dies, so that no server outlives an interrupted run.
+    """
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def freePort() -> int:
     """
     @return: a TCP port on 127.0.0.1 that nothing listens on right now.
@@ -218,6 +229,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 env=self.environment(),
+                preexec_fn=dieWithParent,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Callable
+from typing import Any, Callable
 
-from myproto import meta, wire
+from myproto import conns, crawler, meta, watch, wire
 from myproto.auth import checkCredentials
 from myproto.config import ServerSettings
 from myproto.errors import ClientError, ProtocolError, ServerError, UnknownCommand
@@ -41,6 +41,18 @@ class Cache:
     @ivar startedAt: clock seconds when the server started.
     @ivar replyWindow: names the replies a connection has made but memcached
         would not have written yet (see L{newReplyWindow}).
+    @ivar reloadCertificates: set by the service wiring when the server has
+        C{mtls:} endpoints: loads their files again and returns L{None}, or
+        memcached's error line.  L{None} when there is nothing to reload.
+    @ivar tlsStats: set along with it: the TLS lines of C{stats}.
+    @ivar connections: the open client connections (C{stats conns}); the
+        protocol factory shares this set.
+    @ivar currentConnection: the connection whose input is being handled.
+    @ivar watchers: the C{watch} connections and the logger counters.
+    @ivar watching: C{watchers} while anyone watches, else L{None}.
+    @ivar crawler: the C{lru_crawler} settings and state.
+    @ivar timings: per-command durations, kept while a metrics endpoint is
+        configured (L{myproto.metrics}), else L{None}.
     """
 
     def __init__(self, store: MemoryStore, settings: ServerSettings) -> None:
@@ -51,6 +63,14 @@ class Cache:
         self.verbosity = settings.verbosity
         self.startedAt = store.now()
         self.replyWindow = 1
+        self.reloadCertificates: Callable[[], str | None] | None = None
+        self.tlsStats: Callable[[], list[tuple[str, object]]] | None = None
+        self.connections: set[Any] = set()
+        self.currentConnection: Any = None
+        self.watchers = watch.Watchers(self)
+        self.watching: watch.Watchers | None = None
+        self.crawler = crawler.Crawler()
+        self.timings: Any = None
 
     def newReplyWindow(self) -> None:
         """
@@ -307,6 +327,19 @@ def noOp(request: wire.NoOpRequest, cache: Cache) -> Lines:
     return [wire.MN]
 
 
+def refreshCertificates(request: wire.RefreshCertificatesRequest, cache: Cache) -> Lines:
+    """
+    C{refresh_certs}: have the TLS endpoints load their files again.  Its
+    C{noreply} silences only the C{OK}, as in memcached.
+    """
+    if cache.reloadCertificates is None:
+        return [wire.TLS_NOT_ENABLED]
+    error = cache.reloadCertificates()
+    if error is not None:
+        return [error.encode("utf-8", "replace")]
+    return [] if request.quietSuccess else [wire.OK]
+
+
 def stats(request: wire.StatsRequest, cache: Cache) -> Lines:
     """
     C{stats} and its sub-commands, with memcached's names and order for what
@@ -334,6 +367,8 @@ def stats(request: wire.StatsRequest, cache: Cache) -> Lines:
         return _statLines(itemStats(cache))
     if subcommand == b"slabs":
         return _statLines(slabStats(cache))
+    if subcommand == b"conns":
+        return _statLines(conns.connectionStats(cache))
     raise UnknownCommand()
 
 
@@ -397,6 +432,11 @@ def generalStats(cache: Cache) -> list[tuple[str, object]]:
         ("limit_maxbytes", cache.store.maxBytes),
         ("accepting_conns", 1),
         ("threads", 1),
+    ]
+    pairs += crawler.crawlerStats(cache) + watch.watchStats(cache)
+    if cache.tlsStats is not None:
+        pairs += cache.tlsStats()
+    pairs += [
         ("bytes", cache.store.bytes),
         ("curr_items", len(cache.store)),
         ("total_items", items.totalItems),
@@ -411,26 +451,52 @@ def generalStats(cache: Cache) -> list[tuple[str, object]]:
 
 def settingsStats(cache: Cache) -> list[tuple[str, object]]:
     """
-    @return: C{stats settings}: the settings memcached reports that apply here.
+    @return: C{stats settings}: the settings memcached reports that apply
+        here.  The listening ones (C{tcpport}, C{inter}, C{domain_socket}...)
+        come from the first TCP and first Unix C{--listen} descriptions.
     """
     settings = cache.settings
-    return [
+    listening = conns.listenFacts(settings.listen)
+    tcp = listening.tcpPort is not None
+    pairs: list[tuple[str, object]] = [
         ("maxbytes", cache.store.maxBytes),
         ("maxconns", settings.connectionLimit),
-        ("udpport", 0),
+    ]
+    if tcp:
+        pairs.append(("tcpport", listening.tcpPort))
+    pairs.append(("udpport", 0))
+    if tcp:
+        pairs.append(("inter", listening.interface or "NULL"))
+    pairs += [
         ("verbosity", cache.verbosity),
         ("evictions", "on"),
+        ("domain_socket", listening.unixPath or "NULL"),
+    ]
+    if listening.unixPath is not None:
+        pairs.append(("umask", "%o" % (listening.unixMode,)))
+    pairs += [
         ("shutdown_command", "yes" if settings.enableShutdown else "no"),
         ("num_threads", 1),
+        ("stat_key_prefix", ":"),
+        ("detail_enabled", "yes" if cache.prefixStats.enabled else "no"),
         ("cas_enabled", "yes" if settings.useCas else "no"),
+    ]
+    if tcp:
+        pairs.append(("tcp_backlog", listening.backlog))
+    pairs += [
+        ("binding_protocol", "ascii"),
         ("auth_enabled_sasl", "no"),
         ("auth_enabled_ascii", "no" if settings.credentials is None else "yes"),
         ("item_size_max", cache.store.maxItemSize),
         ("maxconns_fast", "yes"),
+        ("lru_crawler", "yes" if cache.crawler.enabled else "no"),
+        ("lru_crawler_sleep", cache.crawler.sleep),
+        ("lru_crawler_tocrawl", cache.crawler.tocrawl),
         ("flush_enabled", "yes"),
-        ("dump_enabled", "no"),
+        ("dump_enabled", "yes"),
         ("idle_timeout", int(settings.idleTimeout)),
     ]
+    return pairs
 
 
 def itemStats(cache: Cache) -> list[tuple[str, object]]:
@@ -504,6 +570,9 @@ HANDLERS: dict[type, Callable[..., Lines]] = {
     wire.StatsRequest: stats,
     wire.NoOpRequest: noOp,
     wire.MemoryLimitRequest: memoryLimit,
+    wire.RefreshCertificatesRequest: refreshCertificates,
+    wire.WatchRequest: watch.watch,
+    wire.LruCrawlerRequest: crawler.lruCrawler,
     meta.MetaGetRequest: meta.metaGet,
     meta.MetaDeleteRequest: meta.metaDelete,
     meta.MetaArithmeticRequest: meta.metaArithmetic,
@@ -520,6 +589,8 @@ def execute(request: wire.Request, cache: Cache) -> Lines:
     @return: the reply lines.
     @raise ProtocolError: for requests that get an error reply.
     """
+    if cache.timings is not None:
+        return cache.timings.time(HANDLERS[type(request)], request, cache)  # type: ignore[no-any-return]
     return HANDLERS[type(request)](request, cache)
 
 
@@ -547,6 +618,8 @@ def admit(request: wire.DataRequest, cache: Cache) -> Lines:
     @return: reply lines to send at once (normally none).
     @raise ProtocolError: when the data block must be swallowed unread.
     """
+    if cache.watching is not None:
+        return cache.watching.admitting(_ADMITTERS[type(request)], request, cache)
     return _ADMITTERS[type(request)](request, cache)
 
 
@@ -560,4 +633,26 @@ def complete(request: wire.DataRequest, value: bytes, cache: Cache) -> Lines:
     @return: the reply lines.
     @raise ProtocolError: for requests that get an error reply.
     """
-    return _COMPLETERS[type(request)](request, value, cache)
+    completer = _COMPLETERS[type(request)]
+    if cache.watching is None and cache.timings is None:
+        return completer(request, value, cache)
+    return _observedCompletion(completer, request, value, cache)
+
+
+def _observedCompletion(
+    completer: Callable[..., Lines], request: wire.DataRequest, value: bytes, cache: Cache
+) -> Lines:
+    """
+    L{complete} while someone watches (C{watch mutations}) or commands are
+    timed (L{myproto.metrics}).
+    """
+    watching = cache.watching
+    if watching is not None:
+        inner = completer
+
+        def completer(request: Any, value: bytes, cache: Cache) -> Lines:
+            return watching.completing(inner, request, value, cache)
+
+    if cache.timings is not None:
+        return cache.timings.timeCompletion(completer, request, value, cache)  # type: ignore[no-any-return]
+    return completer(request, value, cache)

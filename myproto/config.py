@@ -41,6 +41,8 @@ class ServerSettings:
         at shutdown.
     @ivar drainTimeout: at shutdown, the most seconds to wait for clients to
         finish their current requests.
+    @ivar metrics: the endpoint description to serve Prometheus metrics on,
+        or L{None} for none.
     """
 
     memoryLimit: int = 64 * MEGABYTE
@@ -57,3 +59,4 @@ class ServerSettings:
     snapshotPath: str | None = None
     snapshotInterval: float = 300.0
     drainTimeout: float = 5.0
+    metrics: str | None = None

@@ -5,6 +5,8 @@ sends for it, and knows whether the client asked not to hear about it.
 
 from __future__ import annotations
 
+from typing import Any, Callable, Protocol
+
 
 class ProtocolError(Exception):
     """
@@ -60,3 +62,41 @@ class CloseConnection(Exception):
     Input after which memcached silently drops the connection (an HTTP
     request line, or a line too long to be a command).
     """
+
+
+class Stream(Protocol):
+    """
+    What a connection is handed over to (see L{HandOver}).
+
+    @ivar endless: whether it never gives the connection back.
+    @ivar pipelineError: the reply line when other replies are still pending,
+        which memcached refuses.
+    """
+
+    endless: bool
+    pipelineError: bytes
+
+    def start(self, transport: Any, clock: Any, done: Callable[[], None]) -> None:
+        """
+        Take over the connection's transport; call C{done} to give it back.
+        """
+
+    def stop(self) -> None:
+        """
+        The connection has gone.
+        """
+
+
+class HandOver(Exception):
+    """
+    A command after which the connection is handed over to a stream that
+    writes on its own (C{watch}, C{lru_crawler metadump}), as memcached hands
+    the connection to a side thread.  The connection reads no more commands
+    until the stream gives it back; a C{watch} never does.
+
+    @ivar stream: what takes over.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        super().__init__(stream)
+        self.stream = stream

@@ -16,8 +16,9 @@ fails the request only when the walk reaches it, after earlier flags have
 had their effect.  The functions here make the same walk.
 
 Quiet mode (C{q}) hides only some replies, and never an error, so it is
-applied here rather than by the connection: every request's C{noreply} is
-L{False}, and a handler returns no lines for a reply that C{q} hides.
+applied here rather than by the connection: every meta request's C{noreply}
+is L{False} (from L{wire.BaseRequest}), and a handler returns no lines for a
+reply that C{q} hides.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable
 
 from myproto import wire
 from myproto.errors import ClientError, ServerError, UnknownCommand
@@ -112,8 +113,7 @@ SET_MODES = {
 # Modes of ma's M flag: whether each increments.
 ARITHMETIC_MODES = {None: True, ord("I"): True, ord("+"): True, ord("D"): False, ord("-"): False}
 
-# The flags that take a number, with the parser and the error for a bad one
-# (None: memcached keeps whatever error it had).
+# Numbers are read as memcached's safe_strto* helpers read them.
 _strtol = wire._strtol
 _strtoul = wire._strtoul
 _strtoull = wire._strtoull
@@ -125,7 +125,11 @@ _C, _D, _F, _I, _J, _M, _N, _R, _T, _L, _P = (ord(flag) for flag in "CDFIJMNRTLP
 _LOCKING = frozenset([_N, _T, _R, _l, _h])
 
 
-@dataclass(frozen=True, slots=True)
+# Like wire's requests, these are not declared frozen (see wire.request),
+# but nothing changes them once parsed.
+
+
+@dataclass(slots=True)
 class MetaFlags:
     """
     A meta command's key and flags, checked and read.
@@ -166,17 +170,16 @@ class MetaFlags:
     invalidate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class MetaGetRequest:
+@dataclass(slots=True)
+class MetaGetRequest(wire.BaseRequest):
     """
     C{mg <key> <flags>*}.
     """
 
     flags: MetaFlags
-    noreply: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MetaSetRequest(wire.DataBlockRequest):
     """
     C{ms <key> <datalen> <flags>*}; a data block of C{size} bytes and a CRLF
@@ -191,37 +194,33 @@ class MetaSetRequest(wire.DataBlockRequest):
     flags: MetaFlags
     size: int
     refusal: bytes | None
-    noreply: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True)
-class MetaDeleteRequest:
+@dataclass(slots=True)
+class MetaDeleteRequest(wire.BaseRequest):
     """
     C{md <key> <flags>*}.
     """
 
     flags: MetaFlags
-    noreply: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True)
-class MetaArithmeticRequest:
+@dataclass(slots=True)
+class MetaArithmeticRequest(wire.BaseRequest):
     """
     C{ma <key> <flags>*}.
     """
 
     flags: MetaFlags
-    noreply: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True)
-class MetaDebugRequest:
+@dataclass(slots=True)
+class MetaDebugRequest(wire.BaseRequest):
     """
     C{me <key> [b]}.
     """
 
     key: bytes
-    noreply: ClassVar[bool] = False
 
 
 MetaRequest = MetaGetRequest | MetaSetRequest | MetaDeleteRequest | MetaArithmeticRequest | MetaDebugRequest
@@ -356,7 +355,7 @@ def _parseDebug(tokens: list[bytes], count: int) -> MetaDebugRequest:
     return MetaDebugRequest(key)
 
 
-_PARSERS = {
+_PARSERS: dict[bytes, Callable[[list[bytes], int], MetaRequest]] = {
     b"mg": _parseGet,
     b"ms": _parseSet,
     b"md": _parseDelete,

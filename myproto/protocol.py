@@ -15,6 +15,7 @@ from twisted.internet.interfaces import (
     IPushProducer,
     IReactorCore,
     IReactorTime,
+    ISSLTransport,
 )
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
@@ -26,7 +27,7 @@ from zope.interface import implementer
 
 from myproto import commands, wire
 from myproto.config import ServerSettings
-from myproto.errors import ClientError, CloseConnection, ProtocolError
+from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
 from myproto.store import MemoryStore
 
 CRLF = b"\r\n"
@@ -83,6 +84,10 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
 
     log = Logger()
 
+    # A TCP, UNIX or TLS transport: also a consumer (registerProducer) and a
+    # producer (pauseProducing), which ITransport does not say.
+    transport: Any
+
     def __init__(self, factory: CacheServerFactory) -> None:
         self.factory = factory
         self._cache = factory.cache
@@ -97,6 +102,8 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._paused = False
         self._closeWhenIdle = False
         self.connectedAt = 0.0
+        self.lastCommandAt: float | None = None
+        self._stream: Stream | None = None
         self._authenticated = factory.settings.credentials is None
         self._requestDeadline: IDelayedCall | None = None
         self._socket: socket.socket | None = None
@@ -129,6 +136,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         if type(self.transport) is tcp.Server and not getattr(self.transport, "TLS", False):
             self._socket = self.transport.getHandle()
         self.setTimeout(self._cache.settings.idleTimeout or None)
+        self.log.info("Connection from {peer}", peer=self.transport.getPeer())
         banner = self._cache.settings.banner
         if banner is not None:
             self._send([banner])
@@ -136,12 +144,34 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self._cancelRequestDeadline()
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream = None
         if self._counted:
+            self.log.info(
+                "Connection from {peer} closed after {seconds:.1f}s",
+                peer=self.transport.getPeer(),
+                seconds=self.factory.clock.seconds() - self.connectedAt,
+            )
             self._cache.stats.currConnections -= 1
             self._counted = False
             self.factory.connectionClosed(self)
         self._buffer = b""
         self._chunks = []
+
+    def tlsSubject(self) -> str | None:
+        """
+        The subject of the certificate the client presented in its TLS
+        handshake, as an RFC 4514 string (e.g. C{"CN=client1,O=Example"}).
+
+        @return: the subject, or L{None} on a plain connection, before the
+            handshake, or when the client presented no certificate.
+        """
+        transport = ISSLTransport(self.transport, None)
+        certificate = transport.getPeerCertificate() if transport is not None else None
+        if certificate is None:
+            return None
+        return str(certificate.to_cryptography().subject.rfc4514_string())  # type: ignore[attr-defined]
 
     def finishAndClose(self) -> None:
         """
@@ -149,16 +179,30 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         graceful shutdown.
         """
         self._closeWhenIdle = True
-        if not self._closing and not self._buffer and self._state is ReaderState.COMMAND:
+        if self._closing:
+            return
+        if self._stream is not None:
+            if self._stream.endless:
+                self._hangUp()
+        elif not self._buffer and self._state is ReaderState.COMMAND:
             self._hangUp()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._stream is not None:
+            # Handed over: a watcher's input is ignored, as memcached does;
+            # a dump's waits (its stream stopped reading, but a TLS
+            # transport may still hand over what it had decrypted).
+            if not self._stream.endless:
+                self._cache.stats.bytesRead += len(data)
+                self._buffer += data
+            return
         self._cache.stats.bytesRead += len(data)
         self._process(data)
 
     def _process(self, data: bytes) -> None:
+        self._cache.currentConnection = self
         replies: list[bytes] = []
         try:
             self._consume(data, replies)
@@ -173,6 +217,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 self._startRequestDeadline()
             else:
                 self._cancelRequestDeadline()
+            self._cache.currentConnection = None
 
     # Flow control (IPushProducer).
 
@@ -333,10 +378,15 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                     self._commandDone()
         if commandSeen:
             self.resetTimeout()
+            self.lastCommandAt = self.factory.clock.seconds()
         if position < length and not self._closing:
             rest = buffer[position:]
-            if self._state is ReaderState.COMMAND and _unfinishedLineTooLong(
-                rest, self._authenticated
+            # Paused, the rest may hold whole lines: they are read on resume,
+            # and only then is what is left an unfinished line.
+            if (
+                self._state is ReaderState.COMMAND
+                and not self._paused
+                and _unfinishedLineTooLong(rest, self._authenticated)
             ):
                 self._closing = True
             else:
@@ -354,7 +404,11 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             request = wire.parseRequest(line)
             handler = commands.HANDLERS.get(type(request))
             if handler is not None:
-                lines = handler(request, self._cache)
+                timings = self._cache.timings
+                if timings is None:
+                    lines = handler(request, self._cache)
+                else:
+                    lines = timings.time(handler, request, self._cache)
                 if not request.noreply:
                     replies.extend(lines)
                 return
@@ -378,6 +432,8 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         except CloseConnection:
             self._closing = True
             return
+        except HandOver as handOver:
+            self._handOver(handOver.stream, replies)
         except ProtocolError as error:
             if not (error.noreply or (request is not None and request.noreply)):
                 replies.append(error.wire())
@@ -421,6 +477,58 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return
         if not request.noreply:
             replies.extend(lines)
+
+    def _handOver(self, stream: Stream, replies: list[bytes]) -> None:
+        """
+        Let a stream (C{watch}, C{lru_crawler metadump}) write on this
+        connection, which reads no command until the stream gives it back.
+        As in memcached, replies still waiting to be written refuse it.
+        """
+        if replies:
+            replies.append(stream.pipelineError)
+            return
+        self._stream = stream
+        # Stops this read here; what follows waits in the buffer.
+        self._paused = True
+        self.setTimeout(None)
+        self.transport.unregisterProducer()
+        stream.start(self.transport, self.factory.clock, self._streamDone)
+
+    def _streamDone(self) -> None:
+        """
+        The stream has finished: read commands again.
+        """
+        self._stream = None
+        if self._closing:
+            return
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
+        if self._closeWhenIdle and not self._buffer:
+            self._hangUp()
+            return
+        self.setTimeout(self._cache.settings.idleTimeout or None)
+        self.resumeProducing()
+
+    def stateName(self) -> str:
+        """
+        @return: memcached's name for the connection's state, for C{stats
+            conns}.
+        """
+        if self._stream is not None:
+            return "conn_watch"
+        if self._closing:
+            return "conn_closing"
+        if self._cache.currentConnection is self:
+            return "conn_parse_cmd"
+        if self._paused:
+            return "conn_mwrite"
+        if self._state is ReaderState.DATA:
+            return "conn_nread"
+        if self._state is ReaderState.SWALLOW:
+            return "conn_swallow"
+        if self.lastCommandAt is None and not self._buffer:
+            return "conn_new_cmd"
+        return "conn_read"
 
     def _shutdown(self, request: wire.ShutdownRequest, replies: list[bytes]) -> None:
         if not self._cache.settings.enableShutdown:
@@ -484,7 +592,7 @@ class CacheServerFactory(Factory):
         self.cache = commands.Cache(store, settings)
         self.clock = clock
         self.settings = settings
-        self.connections: set[CacheServerProtocol] = set()
+        self.connections: set[CacheServerProtocol] = self.cache.connections
         self._drained: list[Deferred[None]] = []
 
     def connectionClosed(self, connection: CacheServerProtocol) -> None:
@@ -518,14 +626,20 @@ class CacheServerFactory(Factory):
             connection.finishAndClose()
         if self.connections:
             deadline = self.clock.callLater(timeout, self._forceClose)
-            waiter.addBoth(lambda result: (deadline.active() and deadline.cancel(), result)[1])
+
+            def cancelDeadline(result: None) -> None:
+                if deadline.active():
+                    deadline.cancel()
+                return result
+
+            waiter.addBoth(cancelDeadline)
         return waiter
 
     def _forceClose(self) -> None:
         for connection in list(self.connections):
             connection.transport.abortConnection()
 
-    def buildProtocol(self, addr: IAddress) -> CacheServerProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> CacheServerProtocol:
         return self.protocol(self)
 
     def requestShutdown(self, graceful: bool) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Generator, Iterator
 
 from twisted.application.service import Service
 from twisted.internet import task
@@ -94,7 +94,7 @@ def encodeItems(store: MemoryStore, savedAt: float) -> Iterator[bytes]:
     yield END_MARK + _END.pack(count, checksum)
 
 
-def decodeItems(data: bytes) -> Iterator[tuple[bytes, bytes, int, float, int]]:
+def decodeItems(data: bytes) -> Iterator[tuple[bytes, bytes, int, float, int, float]]:
     """
     Check and parse a whole snapshot file.
 
@@ -273,7 +273,7 @@ class SnapshotService(Service):
         self._save().addBoth(finished)
 
     @inlineCallbacks
-    def _save(self) -> Iterator[Deferred[Any]]:
+    def _save(self) -> Generator[Deferred[Any], Any, None]:
         started = self.clock.seconds()
         temporary = self.path.temporarySibling(".saving")
         handle: BinaryIO = open(temporary.path, "wb")

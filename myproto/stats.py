@@ -43,6 +43,36 @@ class ServerStats:
         "bytesWritten",
     )
 
+    currConnections: int
+    totalConnections: int
+    rejectedConnections: int
+    cmdGet: int
+    cmdSet: int
+    cmdFlush: int
+    cmdTouch: int
+    cmdMeta: int
+    getHits: int
+    getMisses: int
+    deleteHits: int
+    deleteMisses: int
+    incrHits: int
+    incrMisses: int
+    decrHits: int
+    decrMisses: int
+    casHits: int
+    casMisses: int
+    casBadval: int
+    touchHits: int
+    touchMisses: int
+    storeTooLarge: int
+    storeNoMemory: int
+    authCmds: int
+    authErrors: int
+    idleKicks: int
+    requestTimeouts: int
+    bytesRead: int
+    bytesWritten: int
+
     # Gauges that "stats reset" leaves alone.
     _gauges = frozenset(["currConnections"])
 
@@ -156,7 +186,9 @@ class PrefixStats:
         for prefix, counts in self._counts.items():
             buckets[murmur3(prefix) % PREFIX_BUCKETS].insert(0, prefix)
         return [
-            b"PREFIX %s get %d hit %d set %d del %d" % (prefix, *self._counts[prefix])
+            b"PREFIX %s get %d hit %d set %d del %d"
+            % (prefix, counts[0], counts[1], counts[2], counts[3])
             for bucket in buckets
             for prefix in bucket
+            for counts in [self._counts[prefix]]
         ]

@@ -15,21 +15,25 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from myproto.auth import parseAuthFile
 from myproto.config import DEFAULT_LISTEN, MEGABYTE, ServerSettings
+from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
+from myproto.metrics import metricsService
 from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
 from myproto.store import MemoryStore
+from myproto.tls import CertificateReloader, TLSServerEndpoint
 
 KILOBYTE = 1024
 
@@ -47,6 +51,8 @@ MAX_ITEM_SIZE = 1024 * MEGABYTE
 SWEEP_INTERVAL = 1.0
 
 SWEEPER_NAME = "sweeper"
+EVICTIONS_NAME = "evictions"
+METRICS_NAME = "metrics"
 SNAPSHOT_NAME = "snapshot"
 DRAIN_NAME = "drain"
 
@@ -224,6 +230,7 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         credentials=credentials,
         snapshotPath=config.get("snapshot") or None,
         snapshotInterval=snapshotInterval,
+        metrics=config.get("metrics") or None,
     )
 
 
@@ -240,7 +247,10 @@ class Options(usage.Options):
         "Serve a memcached-compatible cache on each --listen endpoint (default: "
         + DEFAULT_LISTEN
         + "). For TLS, listen on"
-        " ssl:PORT:interface=ADDRESS:privateKey=KEY.pem:certKey=CERT.pem."
+        " ssl:PORT:interface=ADDRESS:privateKey=KEY.pem:certKey=CERT.pem;"
+        " for mutual TLS, on mtls:PORT:interface=ADDRESS:privateKey=KEY.pem"
+        ":certKey=CERT.pem:caCerts=CA.pem (refresh_certs and SIGHUP reload"
+        " its files)."
     )
 
     optFlags = [
@@ -320,6 +330,13 @@ class Options(usage.Options):
             None,
             "A file of username:password lines; clients must then"
             " authenticate (memcached -Y).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g."
+            " tcp:9150:interface=127.0.0.1 (default: none).",
         ],
     ]
 
@@ -402,6 +419,51 @@ class ExitCleanlyOnSignals(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
+class ReloadCertificatesOnSignal(Service):
+    """
+    Makes SIGHUP reload the certificates of the C{mtls:} endpoints, as the
+    C{refresh_certs} command does.
+
+    Like L{ExitCleanlyOnSignals}, the handler is installed once the reactor
+    runs (and only in the main thread); the one it replaced comes back when
+    the service stops.
+    """
+
+    log = Logger()
+    signalNumber = signal.SIGHUP
+
+    def __init__(self, reactor: Any, reload: Callable[[], str | None]) -> None:
+        self.reactor = reactor
+        self.reload = reload
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        if IReactorCore.providedBy(self.reactor):
+            self.reactor.callWhenRunning(self._install)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(self.signalNumber, self._previous)
+            self._previous = None
+
+    def _install(self) -> None:
+        if not self.running or self._previous is not None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(self.signalNumber, self._received)
+        self._previous = signal.SIG_DFL if previous is None else previous
+
+    def _received(self, number: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._reload)
+
+    def _reload(self) -> None:
+        self.log.info("SIGHUP: reloading the TLS certificates")
+        self.reload()
+
+
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     """
     Build the whole server as one service.
@@ -413,7 +475,12 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
 
     @return: a service whose children are a L{TimerService} named
         C{"sweeper"} that calls the store's C{sweepExpired} every
-        L{SWEEP_INTERVAL} seconds, then one listening service per endpoint.
+        L{SWEEP_INTERVAL} seconds, one named C{"evictions"} that logs an
+        eviction summary every L{SUMMARY_INTERVAL} seconds, with C{--metrics}
+        a service named C{"metrics"} serving C{/metrics}, then one listening
+        service per endpoint;
+        with C{mtls:} endpoints, last, a L{ReloadCertificatesOnSignal}.
+        C{refresh_certs} reloads those endpoints' files too.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -444,6 +511,23 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     sweeper.clock = reactor
     sweeper.setName(SWEEPER_NAME)
     sweeper.setServiceParent(top)
+    evictions = TimerService(SUMMARY_INTERVAL, EvictionSummary(store).report)
+    evictions.clock = reactor
+    evictions.setName(EVICTIONS_NAME)
+    evictions.setServiceParent(top)
+    if settings.metrics is not None:
+        metrics = metricsService(settings.metrics, factory.cache, reactor)
+        metrics.setName(METRICS_NAME)
+        metrics.setServiceParent(top)
+    certificates = []
     for description in settings.listen:
-        strports.service(description, factory, reactor=reactor).setServiceParent(top)
+        listener = strports.service(description, factory, reactor=reactor)
+        listener.setServiceParent(top)
+        if isinstance(listener.endpoint, TLSServerEndpoint):
+            certificates.append(listener.endpoint.certificates)
+    if certificates:
+        reloader = CertificateReloader(certificates, reactor)
+        factory.cache.reloadCertificates = reloader.reload
+        factory.cache.tlsStats = reloader.stats
+        ReloadCertificatesOnSignal(reactor, reloader.reload).setServiceParent(top)
     return top

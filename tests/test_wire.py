@@ -21,6 +21,7 @@ from myproto.wire import (
     ArithmeticRequest,
     DeleteRequest,
     FlushRequest,
+    LruCrawlerRequest,
     QuitRequest,
     RetrievalRequest,
     ShutdownRequest,
@@ -817,11 +818,13 @@ class HTTPCloseTests(ParseErrorAssertions):
 
     def test_lruCrawler(self) -> None:
         """
-        memcached recognises C{lru_crawler} before its HTTP check: with an
-        argument it does not understand, the reply is C{ERROR} and the
-        connection stays open.
+        memcached recognises C{lru_crawler} before its HTTP check: the
+        arguments are left to the crawler (which answers C{ERROR} to one it
+        does not understand) and the connection stays open.
         """
-        self.assertUnknown(b"lru_crawler HTTP/1.1")
+        self.assertEqual(
+            parseRequest(b"lru_crawler HTTP/1.1"), LruCrawlerRequest((b"HTTP/1.1",))
+        )
 
     def test_lru(self) -> None:
         """

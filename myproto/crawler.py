@@ -1,0 +1,289 @@
+"""
+memcached's C{lru_crawler} command, above all C{lru_crawler metadump}: one
+line per live item, then C{END}, in memcached 1.6's format, so that key-dump
+tools work unchanged.
+
+    key=user%3A42 exp=-1 la=1700000000 cas=7 fetch=no cls=1 size=66
+
+Keys are URI-encoded; C{exp} is the expiry as a unix time (-1 for never),
+C{la} the last access as a unix time, C{size} the bytes the item is charged
+for.  myproto keeps a single LRU, reported as slab class 1 (as in C{stats
+items}), so C{metadump all}, C{metadump hash} and a class list that includes
+1 all list every item, and a list without 1 lists none.
+
+The dump streams: the connection is handed to a L{Metadump} that writes a
+batch of items per reactor turn while its transport is not full, so a large
+cache neither blocks the server nor is buffered whole.  As in memcached, one
+crawl runs at a time (C{BUSY} otherwise) and the connection reads no
+commands until the dump ends.
+
+The other subcommands: C{crawl} reclaims expired items at once (all classes
+or a list; C{tocrawl} bounds how many it looks at), C{tocrawl} and C{sleep}
+are checked and remembered (C{sleep} has no effect: the dump's pace is set
+by the client), C{enable} and C{disable} switch the crawler as in memcached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from myproto import wire
+from myproto.errors import ClientError, HandOver, UnknownCommand
+from myproto.store import MemoryStore
+from myproto.watch import ITEM_CLASS, uriEncode
+
+if TYPE_CHECKING:
+    from myproto.commands import Cache, Lines
+
+END = b"END\r\n"
+CRAWLER_DISABLED = b"lru crawler disabled"
+BUSY = b"BUSY currently processing crawler request"
+BAD_CLASS = b"BADCLASS invalid class id"
+NOT_STARTED = b"NOTSTARTED no items to crawl"
+UNKNOWN_ERROR = b"ERROR an unknown error happened"
+START_FAILED = b"ERROR failed to start lru crawler thread"
+SLEEP_TOO_LONG = b"sleep must be one second or less"
+PIPELINED = b"ERROR cannot pipeline other commands before metadump"
+
+# memcached's slab class ids: 1 up to, not including, this.
+MAX_CLASSES = 64
+
+# memcached's default pause between items (microseconds) and per-class limit.
+DEFAULT_SLEEP = 100
+MAX_SLEEP = 1_000_000
+
+# Items written per reactor turn by a dump.
+DUMP_BATCH = 1000
+
+# How many expired items one "crawl" may reclaim when tocrawl is 0 (no
+# limit): everything.
+_UNBOUNDED = 2**62
+
+
+class Crawler:
+    """
+    The crawler's settings and state, for one cache.
+
+    @ivar enabled: C{lru_crawler enable|disable}.
+    @ivar sleep: C{lru_crawler sleep}, in microseconds (remembered only).
+    @ivar tocrawl: C{lru_crawler tocrawl}: most items one crawl examines
+        (0: no limit).
+    @ivar running: whether a dump is streaming.
+    @ivar starts: crawls and dumps started (C{lru_crawler_starts}).
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.sleep = DEFAULT_SLEEP
+        self.tocrawl = 0
+        self.running = False
+        self.starts = 0
+
+
+def _classes(spec: bytes) -> bool | None:
+    """
+    Read the classes a crawl is for, as memcached's C{lru_crawler_crawl}
+    does.
+
+    @param spec: C{all}, C{hash}, or class ids separated by commas.
+    @return: whether myproto's one class is among them, or L{None} when no
+        class is named at all.
+    @raise _BadClass: for an id that is not a class (C{BADCLASS}).
+    """
+    if spec == b"all" or spec == b"hash":
+        return True
+    named = False
+    includesOurs = False
+    for token in spec.split(b","):
+        if not token:
+            continue
+        number = wire._strtoul(token)
+        if number is None or not 1 <= number < MAX_CLASSES:
+            raise _BadClass()
+        named = True
+        includesOurs = includesOurs or number == ITEM_CLASS
+    return includesOurs if named else None
+
+
+class _BadClass(Exception):
+    """
+    A crawl named a class id memcached does not have.
+    """
+
+
+def lruCrawler(request: wire.LruCrawlerRequest, cache: Cache) -> Lines:
+    """
+    C{lru_crawler <subcommand> ...}, answered as memcached 1.6.18 answers.
+
+    @raise HandOver: for a C{metadump} that starts.
+    """
+    arguments = request.arguments
+    crawler = cache.crawler
+    if len(arguments) == 2:
+        subcommand, argument = arguments
+        if subcommand == b"crawl" or subcommand == b"metadump":
+            if not crawler.enabled:
+                raise ClientError(CRAWLER_DISABLED)
+            if argument == b"hash" and subcommand == b"crawl":
+                # memcached walks the hash table for dumps only.
+                return [UNKNOWN_ERROR]
+            try:
+                wanted = _classes(argument)
+            except _BadClass:
+                return [BAD_CLASS]
+            if crawler.running:
+                return [BUSY]
+            if wanted is None:
+                return [NOT_STARTED]
+            if subcommand == b"crawl":
+                crawler.starts += 1
+                if wanted:
+                    cache.store.sweepExpired(crawler.tocrawl or _UNBOUNDED)
+                return [wire.OK]
+            raise HandOver(Metadump(cache, wanted))
+        if subcommand == b"tocrawl" or subcommand == b"sleep":
+            number = wire._strtoul(argument)
+            if number is None:
+                raise ClientError(wire.BAD_FORMAT)
+            if subcommand == b"tocrawl":
+                crawler.tocrawl = number
+            elif number > MAX_SLEEP:
+                raise ClientError(SLEEP_TOO_LONG)
+            else:
+                crawler.sleep = number
+            return [wire.OK]
+    elif len(arguments) == 1:
+        if arguments[0] == b"enable":
+            if crawler.enabled:
+                return [START_FAILED]
+            crawler.enabled = True
+            return [wire.OK]
+        if arguments[0] == b"disable":
+            crawler.enabled = False
+            return [wire.OK]
+    raise UnknownCommand()
+
+
+def metadumpLine(key: bytes, item: Any) -> bytes:
+    """
+    One item as memcached's C{crawler_metadump_eval} writes it.
+    """
+    return b"key=%s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\n" % (
+        uriEncode(key),
+        int(item.expires) if item.expires else -1,
+        int(item.lastAccess),
+        item.cas,
+        b"yes" if item.fetched else b"no",
+        ITEM_CLASS,
+        item.size,
+    )
+
+
+@implementer(IPushProducer)
+class Metadump:
+    """
+    A C{metadump} streaming to one connection.
+
+    The keys are copied when it starts; each is then looked up without side
+    effects, so items deleted or expired meanwhile are left out and the
+    dump does not count as a use of anything.
+    """
+
+    endless = False
+    pipelineError = PIPELINED
+
+    def __init__(self, cache: Cache, wanted: bool) -> None:
+        self._cache = cache
+        self._wanted = wanted
+        self._keys: Iterator[bytes] = iter(())
+        self._transport: Any = None
+        self._clock: Any = None
+        self._done: Callable[[], None] | None = None
+        self._call: Any = None
+        self._paused = False
+
+    def start(self, transport: Any, clock: Any, done: Callable[[], None]) -> None:
+        """
+        Take over the connection until the dump has been written; stop
+        reading its requests meanwhile, as memcached does.
+        """
+        crawler = self._cache.crawler
+        crawler.running = True
+        crawler.starts += 1
+        self._transport = transport
+        self._clock = clock
+        self._done = done
+        store: MemoryStore = self._cache.store
+        self._keys = iter(store.keys() if self._wanted else [])
+        transport.pauseProducing()
+        transport.registerProducer(self, True)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._paused and self._done is not None:
+            self._call = self._clock.callLater(0, self._writeBatch)
+
+    def _writeBatch(self) -> None:
+        self._call = None
+        find = self._cache.store.find
+        lines = []
+        for key in self._keys:
+            item = find(key)
+            if item is not None:
+                lines.append(metadumpLine(key, item))
+                if len(lines) >= DUMP_BATCH:
+                    break
+        else:
+            lines.append(END)
+            self._transport.write(b"".join(lines))
+            self._finish()
+            return
+        self._transport.write(b"".join(lines))
+        self._schedule()
+
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        self._cache.crawler.running = False
+        if done is not None:
+            done()
+
+    def stop(self) -> None:
+        """
+        The connection has gone: give up.
+        """
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self._done = None
+        self._cache.crawler.running = False
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self.stop()
+
+
+def crawlerStats(cache: Cache) -> list[tuple[str, object]]:
+    """
+    @return: the crawler lines of C{stats}, which memcached shows only while
+        the crawler is enabled.
+    """
+    crawler = cache.crawler
+    if not crawler.enabled:
+        return []
+    return [
+        ("lru_crawler_running", int(crawler.running)),
+        ("lru_crawler_starts", crawler.starts),
+    ]

@@ -1,0 +1,350 @@
+"""
+Integration tests with meta-memcache, a Python client that speaks only the
+meta protocol: its get/set/delete/arithmetic, CAS, lease, recache and stale
+paths against myproto over loopback.
+
+myproto serves in this process on the reactor; the client blocks, so each
+test's client calls run in a thread.  The same tests also run against a
+real memcached, to show the client sees no difference.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SkipTest, TestCase
+
+from myproto.protocol import CacheServerFactory
+from myproto.store import MemoryStore
+from tests import test_meta_differential
+
+try:
+    from meta_memcache import (
+        CacheClient,
+        LeasePolicy,
+        RecachePolicy,
+        ServerAddress,
+        SetMode,
+        StalePolicy,
+    )
+    from meta_memcache.connection.pool import ConnectionPool
+except ImportError:  # pragma: no cover
+    CacheClient = None
+
+HOST = "127.0.0.1"
+
+
+def noWait(seconds: float) -> None:
+    """
+    A lease wait that does not sleep.
+    """
+
+
+class ClientTestsMixin:
+    """
+    meta-memcache operations, against whatever server L{startServer} starts.
+    """
+
+    timeout = 60
+
+    def startServer(self) -> Deferred[int]:
+        raise NotImplementedError()
+
+    def setUp(self) -> Deferred[None]:
+        if CacheClient is None:
+            raise SkipTest("meta-memcache is not installed")
+
+        async def start() -> None:
+            self.port = await self.startServer()
+            self.sockets: list[socket.socket] = []
+            self.client = self.makeClient()
+
+        return ensureDeferred(start())
+
+    def makeClient(self) -> Any:
+        """
+        A client whose sockets this test closes when it ends.
+        """
+
+        def connect() -> socket.socket:
+            connection = socket.create_connection((HOST, self.port), timeout=5)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sockets.append(connection)
+            return connection
+
+        def pool(server: ServerAddress) -> ConnectionPool:
+            return ConnectionPool(
+                server=str(server),
+                socket_factory_fn=connect,
+                initial_pool_size=1,
+                max_pool_size=2,
+            )
+
+        self.addCleanup(self.closeSockets)
+        return CacheClient.cache_client_from_servers(
+            servers=[ServerAddress(host=HOST, port=self.port)],
+            connection_pool_factory_fn=pool,
+        )
+
+    def closeSockets(self) -> None:
+        for connection in self.sockets:
+            connection.close()
+
+    def inThread(self, scenario: Callable[[Any], None]) -> Deferred[None]:
+        """
+        Run a blocking scenario with the client in a thread.
+        """
+        return deferToThread(scenario, self.client)
+
+    # get / set / delete
+
+    def test_setAndGet(self) -> Deferred[None]:
+        """
+        Values of several types round-trip, and a missing key is None.
+        """
+
+        def scenario(client: Any) -> None:
+            for key, value in [("s", "text"), ("i", 42), ("b", b"\x00\xffbytes"), ("d", {"a": [1, 2]})]:
+                assert client.set(key, value, ttl=60) is True
+                assert client.get(key) == value, (key, client.get(key))
+            assert client.get("missing") is None
+            assert client.multi_get(["s", "i", "missing"]) == {
+                _key("s"): "text",
+                _key("i"): 42,
+                _key("missing"): None,
+            }
+
+        return self.inThread(scenario)
+
+    def test_largeAndOddKeys(self) -> Deferred[None]:
+        """
+        Keys too long or not ASCII go over the wire in base64 (the b flag),
+        and values big enough to be compressed come back whole.
+        """
+
+        def scenario(client: Any) -> None:
+            value = "x" * 100000
+            for key in ["k" * 300, "ключ", "with space"]:
+                assert client.set(key, value, ttl=60) is True
+                assert client.get(key) == value
+                assert client.delete(key) is True
+                assert client.get(key) is None
+
+        return self.inThread(scenario)
+
+    def test_noReply(self) -> Deferred[None]:
+        """
+        Quiet writes are carried out.
+        """
+
+        def scenario(client: Any) -> None:
+            client.set("q", "v", ttl=60, no_reply=True)
+            assert client.get("q") == "v"
+            client.delete("q", no_reply=True)
+            assert client.get("q") is None
+
+        return self.inThread(scenario)
+
+    def test_deleteAndInvalidate(self) -> Deferred[None]:
+        """
+        delete reports whether the key existed; invalidate succeeds either
+        way.
+        """
+
+        def scenario(client: Any) -> None:
+            client.set("k", "v", ttl=60)
+            assert client.delete("k") is True
+            assert client.delete("k") is False
+            assert client.invalidate("k") is True
+
+        return self.inThread(scenario)
+
+    def test_touch(self) -> Deferred[None]:
+        """
+        touch succeeds on an existing key only, and get can touch too.
+        """
+
+        def scenario(client: Any) -> None:
+            client.set("k", "v", ttl=60)
+            assert client.touch("k", ttl=120) is True
+            assert client.touch("missing", ttl=120) is False
+            assert client.get("k", touch_ttl=30) == "v"
+
+        return self.inThread(scenario)
+
+    def test_setModes(self) -> Deferred[None]:
+        """
+        Add, replace, append and prepend, and refill (add without failure
+        tracking).
+        """
+
+        def scenario(client: Any) -> None:
+            assert client.set("m", "b", ttl=60, set_mode=SetMode.REPLACE) is False
+            assert client.set("m", "b", ttl=60, set_mode=SetMode.ADD) is True
+            assert client.set("m", "x", ttl=60, set_mode=SetMode.ADD) is False
+            assert client.set("m", "c", ttl=60, set_mode=SetMode.APPEND) is True
+            assert client.set("m", "a", ttl=60, set_mode=SetMode.PREPEND) is True
+            assert client.get("m") == "abc"
+            assert client.set("m", "z", ttl=60, set_mode=SetMode.REPLACE) is True
+            assert client.refill("m", "y", ttl=60) is False
+            assert client.refill("n", "y", ttl=60) is True
+            assert client.get("m") == "z"
+
+        return self.inThread(scenario)
+
+    # CAS
+
+    def test_cas(self) -> Deferred[None]:
+        """
+        A write with the CAS token just read succeeds once; a stale token
+        is refused.
+        """
+
+        def scenario(client: Any) -> None:
+            client.set("c", "one", ttl=60)
+            value, token = client.get_cas("c")
+            assert value == "one" and token
+            newToken = client.set_cas("c", "two", ttl=60, cas_token=token)
+            assert newToken is not None and newToken != token
+            assert client.set("c", "three", ttl=60, cas_token=token) is False
+            assert client.get_cas("c") == ("two", newToken)
+            assert client.delete("c", cas_token=token) is False
+            assert client.delete("c", cas_token=newToken) is True
+            assert client.multi_get_cas(["c"]) == {_key("c"): (None, None)}
+
+        return self.inThread(scenario)
+
+    # arithmetic
+
+    def test_delta(self) -> Deferred[None]:
+        """
+        Counters: increments, decrements that stop at zero, creation with
+        an initial value, and returning the new value.
+        """
+
+        def scenario(client: Any) -> None:
+            assert client.delta("n", 1) is False
+            assert client.delta_initialize("n", 1, initial_value=10, initial_ttl=60) is True
+            assert client.delta_and_get("n", 5) == 15
+            assert client.delta_and_get("n", -20) == 0
+            assert client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60) == 7
+            assert client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60) == 10
+            assert client.delta("m", 2, refresh_ttl=100) is True
+            assert client.delta_and_get("m", 0) == 12
+            assert client.delta_and_get("missing", 1) is None
+
+        return self.inThread(scenario)
+
+    # herd control
+
+    def test_lease(self) -> Deferred[None]:
+        """
+        On a miss one client wins the lease and sees a miss; others wait,
+        then get the value the winner stored (or a miss when they run out of
+        retries).
+        """
+        policy = LeasePolicy(ttl=30, miss_retries=2, miss_retry_wait=0.01)
+
+        def scenario(client: Any) -> None:
+            value, token = client.get_or_lease_cas("l", lease_policy=policy, lease_wait_fn=noWait)
+            assert value is None and token
+            assert client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait) is None
+            assert client.set("l", "filled", ttl=60, cas_token=token) is True
+            assert client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait) == "filled"
+
+        return self.inThread(scenario)
+
+    def test_recache(self) -> Deferred[None]:
+        """
+        When the TTL left is below the recache TTL, one client gets a miss
+        to recache; the others keep getting the value.
+        """
+        policy = RecachePolicy(ttl=30)
+
+        def scenario(client: Any) -> None:
+            client.set("r", "old", ttl=10)
+            assert client.get("r", recache_policy=policy) is None
+            assert client.get("r", recache_policy=policy) == "old"
+            client.set("r", "new", ttl=1000)
+            assert client.get("r", recache_policy=policy) == "new"
+
+        return self.inThread(scenario)
+
+    def test_staleOnDelete(self) -> Deferred[None]:
+        """
+        A delete that marks stale leaves the value for all but one client,
+        which is told to recache.
+        """
+        policy = StalePolicy(mark_stale_on_deletion_ttl=30)
+
+        def scenario(client: Any) -> None:
+            client.set("s", "value", ttl=600)
+            assert client.delete("s", stale_policy=policy) is True
+            assert client.get("s") is None
+            assert client.get("s") == "value"
+            client.set("s", "fresh", ttl=600)
+            assert client.get("s") == "fresh"
+
+        return self.inThread(scenario)
+
+    def test_staleOnCasMismatch(self) -> Deferred[None]:
+        """
+        With mark_stale_on_cas_mismatch, a write with an older CAS token
+        still stores, but as stale.
+        """
+        policy = StalePolicy(mark_stale_on_cas_mismatch=True)
+
+        def scenario(client: Any) -> None:
+            client.set("s", "one", ttl=600)
+            _, token = client.get_cas("s")
+            client.set("s", "two", ttl=600)
+            assert client.set("s", "late", ttl=600, cas_token=token, stale_policy=policy) is True
+            assert client.get("s") is None
+            assert client.get("s") == "late"
+            assert client.set("s", "later", ttl=600, cas_token=token) is False
+
+        return self.inThread(scenario)
+
+
+def _key(name: str) -> Any:
+    from meta_memcache import Key
+
+    return Key(name)
+
+
+class MyprotoClientTests(ClientTestsMixin, TestCase):
+    """
+    meta-memcache against myproto.
+    """
+
+    def startServer(self) -> Deferred[int]:
+        self.factory = CacheServerFactory(MemoryStore(reactor), reactor)
+        port = reactor.listenTCP(0, self.factory, interface=HOST)
+        self.addCleanup(self.waitForDisconnects)
+        self.addCleanup(port.stopListening)
+        return succeed(int(port.getHost().port))
+
+    async def waitForDisconnects(self) -> None:
+        """
+        Let the server see the client's connections close, so that none is
+        left open on the reactor.
+        """
+        for attempt in range(200):
+            if not self.factory.cache.stats.currConnections:
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+
+
+class MemcachedClientTests(ClientTestsMixin, TestCase):
+    """
+    meta-memcache against memcached 1.6.18, for comparison.
+    """
+
+    def startServer(self) -> Deferred[int]:
+        return ensureDeferred(test_meta_differential.startMemcached(self))
+
