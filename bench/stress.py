@@ -19,7 +19,9 @@ values that contain CR, LF and NUL, and check every reply.  Meanwhile:
     only write a bounded amount;
   - C{flapper} clients open and close connections as fast as they can;
   - a C{hog} opens connections until the server refuses one with
-    C{ERROR Too many open connections}, holds them, and lets go.
+    C{ERROR Too many open connections}, holds them, and lets go;
+  - only when asked for (C{--kinds ...,multiget}): C{multiget} clients send
+    one 2 KB multi-get for a 100 MB reply and never read it.
 
 After C{--seconds} (20 by default) everything stops by itself.  Each good
 client then checks all its keys again, on its own connection and on a new
@@ -641,7 +643,20 @@ async def drainInto(reader: asyncio.StreamReader, tally: Tally, limit: float) ->
 
     @return: what was read.
     """
+    return (await readUntilClosed(reader, tally, limit))[0]
+
+
+async def readUntilClosed(
+    reader: asyncio.StreamReader, tally: Tally, limit: float
+) -> tuple[bytes, bool]:
+    """
+    Read whatever comes for up to C{limit} seconds, or until the server
+    closes the connection (with a FIN or a reset).
+
+    @return: what was read, and whether the server closed the connection.
+    """
     received = b""
+    closed = False
     end = time.monotonic() + limit
     while True:
         left = end - time.monotonic()
@@ -649,13 +664,17 @@ async def drainInto(reader: asyncio.StreamReader, tally: Tally, limit: float) ->
             break
         try:
             chunk = await asyncio.wait_for(reader.read(65536), left)
-        except (asyncio.TimeoutError, OSError):
+        except asyncio.TimeoutError:
+            break
+        except OSError:
+            closed = True
             break
         if not chunk:
+            closed = True
             break
         received += chunk
     tally.scan(received)
-    return received
+    return received, closed
 
 
 async def midblock(port: int, rng: random.Random, tally: Tally, deadline: float) -> None:
@@ -707,9 +726,9 @@ async def staller(
             )
             writer.write(half)
             started = time.monotonic()
-            received = await drainInto(reader, tally, requestTimeout + 5)
+            received, closed = await readUntilClosed(reader, tally, requestTimeout + 5)
             waited = time.monotonic() - started
-            if reader.at_eof():
+            if closed:
                 tally.count("staller dropped")
                 tally.most("staller longest wait (ms)", int(waited * 1000))
                 if waited < requestTimeout * 0.9:
@@ -1077,6 +1096,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="end with the results as one JSON line")
     arguments = parser.parse_args(argv)
+    unknown = arguments.kinds - set(KINDS) - set(OPTIONAL_KINDS)
+    if unknown:
+        parser.error("unknown kinds: {}".format(", ".join(sorted(unknown))))
     if arguments.seed is None:
         arguments.seed = random.randrange(2**32)
 
@@ -1158,7 +1180,7 @@ def main(argv: list[str] | None = None) -> int:
         "  forbidden replies {forbidden_replies}",
         "  server failures   {server_logged_failures} logged, exit status {server_exit_status}",
         "  server RSS        start {rss_start}, peak {rss_peak}",
-        "  connections       {server_total_connections} total, {server_rejected_connections} refused",
+        "  connections       {server_total_connections}, {server_rejected_connections} refused",
     ]
     sizes = {
         "rss_start": megabytes(results["server_rss_start"]),

@@ -79,6 +79,14 @@ _FIXED_LABELS: dict[type, str] = {
 }
 
 
+# For the request types that several verbs share: what tells them apart.
+_VERBS: dict[type, Callable[[Any], object]] = {
+    wire.StorageRequest: lambda request: request.verb,
+    wire.RetrievalRequest: lambda request: (request.withCas, request.touchExptime is None),
+    wire.ArithmeticRequest: lambda request: request.increment,
+}
+
+
 def commandLabel(request: object) -> str:
     """
     @return: the command a request is, as its verb (C{gets}, C{incr}...).
@@ -122,8 +130,9 @@ class CommandTimings:
     def __init__(self) -> None:
         self.histograms: dict[str, Histogram] = {}
         # The histogram of each request type with a fixed verb, found by
-        # type alone on the hot path.
+        # type alone on the hot path; the others', by type and verb.
         self._byType: dict[type, Histogram] = {}
+        self._byKey: dict[object, Histogram] = {}
 
     def time(self, handler: Callable[[Any, Cache], Lines], request: Any, cache: Cache) -> Lines:
         """
@@ -167,12 +176,18 @@ class CommandTimings:
             histogram.total += seconds
 
     def _histogram(self, request: object) -> Histogram:
-        command = commandLabel(request)
-        histogram = self.histograms.get(command)
+        kind = type(request)
+        verb = _VERBS.get(kind)
+        key = (kind, verb(request)) if verb is not None else kind
+        histogram = self._byKey.get(key)
         if histogram is None:
-            histogram = self.histograms[command] = Histogram()
-        if type(request) in _FIXED_LABELS:
-            self._byType[type(request)] = histogram
+            command = commandLabel(request)
+            histogram = self.histograms.get(command)
+            if histogram is None:
+                histogram = self.histograms[command] = Histogram()
+            self._byKey[key] = histogram
+            if verb is None:
+                self._byType[kind] = histogram
         return histogram
 
     def observe(self, command: str, seconds: float) -> None:

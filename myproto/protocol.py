@@ -6,6 +6,7 @@ replies, and the factory that ties connections to one cache.
 from __future__ import annotations
 
 import socket
+from collections import deque
 from enum import Enum, auto
 from typing import Any, Callable
 
@@ -37,6 +38,13 @@ INTERNAL_ERROR = b"SERVER_ERROR internal error"
 # that a transport whose buffer is full can pause the connection before it
 # reads and answers more (see pauseProducing).
 REPLY_BATCH_LIMIT = 64 * 1024
+
+# The most reply bytes handed to the transport in one write (beyond a single
+# line, such as one large value).  A reply bigger than this, say a multi-get
+# of many large values, waits in the connection's outbox as references to the
+# stored values, the way memcached queues item references, and is written as
+# the client reads; so a small request cannot make the server copy gigabytes.
+OUTPUT_CHUNK = 64 * 1024
 
 # memcached carries out at most this many commands of one read before it
 # writes its replies, then this many at a time (its reqs_per_event, 20, plus
@@ -100,6 +108,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._counted = False
         self._windowRoom = FIRST_REPLY_WINDOW
         self._paused = False
+        self._outbox: deque[bytes] = deque()
+        self._registered = False
+        self._hangUpWhenSent = False
         self._closeWhenIdle = False
         self.connectedAt = 0.0
         self.lastCommandAt: float | None = None
@@ -132,7 +143,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._counted = True
         self.connectedAt = self.factory.clock.seconds()
         self.factory.connections.add(self)
-        self.transport.registerProducer(self, True)
+        self._register()
         if type(self.transport) is tcp.Server and not getattr(self.transport, "TLS", False):
             self._socket = self.transport.getHandle()
         self.setTimeout(self._cache.settings.idleTimeout or None)
@@ -223,19 +234,29 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
 
     def pauseProducing(self) -> None:
         """
-        The transport's buffer is full: stop reading requests.
+        The transport's buffer is full: stop reading requests.  A request
+        left unfinished meanwhile is the server's wait, not the client's, so
+        its timeout stops too.
         """
         self._paused = True
+        self._cancelRequestDeadline()
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
         """
-        The transport has drained: answer what was read, then read on.
+        The transport has drained: write what waits in the outbox, then
+        answer what was read, then read on.
         """
         self._paused = False
+        self._flush()
+        if self._paused or self._outbox:
+            return
+        if self._hangUpWhenSent:
+            self._hangUp()
+            return
         if self._buffer and not self._closing:
             self._process(b"")
-        if not self._paused and not self._closing:
+        if not self._paused and not self._outbox and not self._closing:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
@@ -249,7 +270,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         """
         self._cache.stats.idleKicks += 1
         self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
-        self._hangUp()
+        self._abort()
 
     def _hangUp(self) -> None:
         """
@@ -258,9 +279,35 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         """
         self._closing = True
         self._cancelRequestDeadline()
-        if self._counted:
-            self.transport.unregisterProducer()
+        if self._outbox:
+            # Replies still wait in the outbox: close once they are written.
+            self._hangUpWhenSent = True
+            return
+        self._hangUpWhenSent = False
+        self._unregister()
         self.transport.loseConnection()
+
+    def _abort(self) -> None:
+        """
+        Drop the connection now, unsent replies and all: for clients that
+        stalled, which may not be reading either.
+        """
+        self._closing = True
+        self._cancelRequestDeadline()
+        self.setTimeout(None)
+        self._outbox.clear()
+        self._unregister()
+        self.transport.abortConnection()
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._registered = True
+            self.transport.registerProducer(self, True)
+
+    def _unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
 
     def _startRequestDeadline(self) -> None:
         timeout = self._cache.settings.requestTimeout
@@ -281,14 +328,43 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             peer=self.transport.getPeer(),
             timeout=self._cache.settings.requestTimeout,
         )
-        self._hangUp()
+        self._abort()
 
     def _send(self, lines: list[bytes]) -> None:
         """
-        Write reply lines, each followed by CRLF, in one write.
+        Write reply lines, each followed by CRLF: in one write when they are
+        small, else through the outbox a chunk at a time.
         """
+        if self._outbox or (len(lines) > 2 and sum(map(len, lines)) > OUTPUT_CHUNK):
+            self._outbox.extend(lines)
+            self._flush()
+            return
         lines.append(b"")
-        payload = CRLF.join(lines)
+        self._write(CRLF.join(lines))
+
+    def _flush(self) -> None:
+        """
+        Hand the outbox to the transport a chunk at a time, until it is
+        empty or the transport pauses us.
+        """
+        outbox = self._outbox
+        while outbox and not self._paused:
+            chunk = [outbox.popleft()]
+            size = len(chunk[0])
+            while outbox and size + len(outbox[0]) <= OUTPUT_CHUNK:
+                line = outbox.popleft()
+                chunk.append(line)
+                size += len(line)
+            chunk.append(b"")
+            self._write(CRLF.join(chunk))
+        if not outbox and self._hangUpWhenSent:
+            self._hangUp()
+
+    def _write(self, payload: bytes) -> None:
+        """
+        Write bytes, straight to the socket when nothing is queued before
+        them.
+        """
         self._cache.stats.bytesWritten += len(payload)
         sock = self._socket
         if sock is not None and _nothingQueued(self.transport):
@@ -321,7 +397,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self._cache.newReplyWindow()
         self._windowRoom = FIRST_REPLY_WINDOW
         while position < length and not self._closing:
-            if self._paused:
+            if self._paused or self._outbox:
                 break
             if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
                 self._send(replies)
@@ -444,6 +520,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
     def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> None:
         try:
             request = wire.parseAuthentication(line)
+        except CloseConnection:
+            self._closing = True
+            return
         except ProtocolError as error:
             replies.append(error.wire())
             return
@@ -491,7 +570,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         # Stops this read here; what follows waits in the buffer.
         self._paused = True
         self.setTimeout(None)
-        self.transport.unregisterProducer()
+        self._unregister()
         stream.start(self.transport, self.factory.clock, self._streamDone)
 
     def _streamDone(self) -> None:
@@ -502,7 +581,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         if self._closing:
             return
         self.transport.unregisterProducer()
-        self.transport.registerProducer(self, True)
+        self._register()
         if self._closeWhenIdle and not self._buffer:
             self._hangUp()
             return

@@ -561,11 +561,17 @@ def parseAuthentication(line: bytes) -> AuthenticationRequest:
     Parse a command line from a client that has not authenticated yet.
 
     @raise ClientError: C{unauthenticated}, for anything but a C{set}.
+    @raise CloseConnection: for a token too large for memcached's buffer.
     """
     tokens, count = tokenize(line.split(b"\0", 1)[0])
     size = _strtoul(tokens[4]) if count >= 6 and tokens[0] == b"set" else None
     if size is None:
         raise ClientError(UNAUTHENTICATED)
+    if size + 2 > READ_BUFFER_SIZE:
+        # memcached waits for the token inside its read buffer, so a larger
+        # one can never arrive; it drops the client, and so do we rather
+        # than hold an unauthenticated client's bytes.
+        raise CloseConnection()
     return AuthenticationRequest(size)
 
 

@@ -230,7 +230,7 @@ class StatsSettingsTests(SynchronousTestCase):
         """
         Every name is one of memcached's, in its order.
         """
-        settings = ServerSettings(listen=("tcp:11211", "unix:/tmp/m.sock:mode=600"))
+        settings = ServerSettings(listen=("tcp:11211", "unix:m.sock:mode=600"))
         names = list(self.settings(Server(settings)))
         self.assertEqual(names, [name for name in MEMCACHED_SETTINGS if name in names])
         self.assertIn("tcpport", names)
@@ -243,7 +243,7 @@ class StatsSettingsTests(SynchronousTestCase):
         """
         settings = ServerSettings(
             listen=(
-                "unix:/tmp/m\\:1.sock:mode=600",
+                "unix:run/m\\:1.sock:mode=600",
                 "tcp:11311:interface=127.0.0.1:backlog=1024",
                 "tcp:11411",
             )
@@ -252,7 +252,7 @@ class StatsSettingsTests(SynchronousTestCase):
         self.assertEqual(stats["tcpport"], "11311")
         self.assertEqual(stats["inter"], "127.0.0.1")
         self.assertEqual(stats["tcp_backlog"], "1024")
-        self.assertEqual(stats["domain_socket"], "/tmp/m:1.sock")
+        self.assertEqual(stats["domain_socket"], "run/m:1.sock")
         self.assertEqual(stats["umask"], "600")
         self.assertEqual(stats["binding_protocol"], "ascii")
         self.assertEqual(stats["dump_enabled"], "yes")
@@ -263,7 +263,7 @@ class StatsSettingsTests(SynchronousTestCase):
         C{tcp_backlog}; without a Unix one, C{domain_socket} is C{NULL} and
         there is no C{umask}.
         """
-        stats = self.settings(Server(ServerSettings(listen=("unix:/tmp/m.sock",))))
+        stats = self.settings(Server(ServerSettings(listen=("unix:m.sock",))))
         self.assertNotIn("tcpport", stats)
         self.assertNotIn("inter", stats)
         self.assertEqual(stats["umask"], "666")
