@@ -146,6 +146,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._register()
         if type(self.transport) is tcp.Server and not getattr(self.transport, "TLS", False):
             self._socket = self.transport.getHandle()
+            # As memcached does: replies are whole messages, so Nagle's
+            # algorithm only holds them back waiting for ACKs.
+            self.transport.setTcpNoDelay(True)
         self.setTimeout(self._cache.settings.idleTimeout or None)
         self.log.info("Connection from {peer}", peer=self.transport.getPeer())
         banner = self._cache.settings.banner
