@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Union
 
 from myproto import wire
 from myproto.errors import ClientError, ServerError, UnknownCommand
@@ -129,7 +129,7 @@ _LOCKING = frozenset([_N, _T, _R, _l, _h])
 # but nothing changes them once parsed.
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaFlags:
     """
     A meta command's key and flags, checked and read.
@@ -170,7 +170,7 @@ class MetaFlags:
     invalidate: bool = False
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaGetRequest(wire.BaseRequest):
     """
     C{mg <key> <flags>*}.
@@ -179,7 +179,7 @@ class MetaGetRequest(wire.BaseRequest):
     flags: MetaFlags
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaSetRequest(wire.DataBlockRequest):
     """
     C{ms <key> <datalen> <flags>*}; a data block of C{size} bytes and a CRLF
@@ -196,7 +196,7 @@ class MetaSetRequest(wire.DataBlockRequest):
     refusal: bytes | None
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaDeleteRequest(wire.BaseRequest):
     """
     C{md <key> <flags>*}.
@@ -205,7 +205,7 @@ class MetaDeleteRequest(wire.BaseRequest):
     flags: MetaFlags
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaArithmeticRequest(wire.BaseRequest):
     """
     C{ma <key> <flags>*}.
@@ -214,7 +214,7 @@ class MetaArithmeticRequest(wire.BaseRequest):
     flags: MetaFlags
 
 
-@dataclass(slots=True)
+@dataclass
 class MetaDebugRequest(wire.BaseRequest):
     """
     C{me <key> [b]}.
@@ -223,7 +223,9 @@ class MetaDebugRequest(wire.BaseRequest):
     key: bytes
 
 
-MetaRequest = MetaGetRequest | MetaSetRequest | MetaDeleteRequest | MetaArithmeticRequest | MetaDebugRequest
+MetaRequest = Union[
+    MetaGetRequest, MetaSetRequest, MetaDeleteRequest, MetaArithmeticRequest, MetaDebugRequest
+]
 
 
 # Keys.

@@ -197,6 +197,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return
         if self._stream is not None:
             if self._stream.endless:
+                # The watcher is the transport's producer; a paused one
+                # would hold the connection open.
+                self.transport.unregisterProducer()
                 self._hangUp()
         elif not self._buffer and self._state is ReaderState.COMMAND:
             self._hangUp()

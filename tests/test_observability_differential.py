@@ -170,7 +170,7 @@ class ObservabilityDifferentialTests(TestCase):
         one that has sent a command, one in a data block and the asking one.
         """
 
-        async def groups(port: int) -> list[tuple[str, dict[str, str]]]:
+        async def groups(port: int) -> list[tuple[str, str]]:
             idle = await connect(port)
             used = await connect(port)
             used.transport.write(b"version\r\n")  # type: ignore[union-attr]
