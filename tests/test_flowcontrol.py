@@ -20,32 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from myproto.config import ServerSettings
 from myproto.protocol import REPLY_BATCH_LIMIT, CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
-
-
-class FillingTransport(StringTransport):
-    """
-    A transport that, like a real one, pauses its streaming producer when
-    more than C{bufferSize} bytes are waiting to be sent.
-    """
-
-    bufferSize = 65536
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        if len(self.io.getvalue()) > self.bufferSize and self.producer is not None:
-            if self.producerState != "paused":
-                self.producer.pauseProducing()
-
-    def drain(self) -> bytes:
-        """
-        Hand over what was written, as if the client read it all, and tell
-        the producer it may go on.
-        """
-        sent = self.value()
-        self.clear()
-        if self.producer is not None:
-            self.producer.resumeProducing()
-        return sent
+from tests.helpers import FillingTransport
 
 
 def connect(settings: ServerSettings, transport: StringTransport) -> tuple[CacheServerProtocol, Clock]:

@@ -48,6 +48,7 @@ from myproto.protocol import (
     ReaderState,
 )
 from myproto.store import MemoryStore
+from tests.helpers import FillingTransport
 
 # A plausible wall-clock start, so that absolute exptimes look like unix times.
 START = 1_700_000_000
@@ -850,34 +851,6 @@ class ValidStreamTests(HostileTestCase):
 # ---------------------------------------------------------------------------
 # Bounded buffering: reproductions of what the properties are after, at sizes
 # too large for random examples.
-
-
-class FillingTransport(StringTransport):
-    """
-    A transport that, like a real one, pauses its streaming producer when
-    more than C{bufferSize} bytes are waiting to be sent.
-    """
-
-    bufferSize = 65536
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        full = len(self.io.getvalue()) > self.bufferSize
-        if full and self.producer is not None and self.producerState != "paused":
-            self.producer.pauseProducing()
-
-    aborted = False
-
-    def abortConnection(self) -> None:
-        self.aborted = True
-        super().abortConnection()
-
-    def drain(self) -> bytes:
-        sent = self.value()
-        self.clear()
-        if self.producer is not None:
-            self.producer.resumeProducing()
-        return sent
 
 
 class BoundedBufferingTests(HostileTestCase):
