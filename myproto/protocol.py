@@ -150,7 +150,10 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             # algorithm only holds them back waiting for ACKs.
             self.transport.setTcpNoDelay(True)
         self.setTimeout(self._cache.settings.idleTimeout or None)
-        self.log.info("Connection from {peer}", peer=self.transport.getPeer())
+        # Only at verbosity 2 (-vv), as in memcached: a burst of connections
+        # must not become a burst of log events.
+        if self._cache.verbosity >= 2:
+            self.log.info("Connection from {peer}", peer=self.transport.getPeer())
         banner = self._cache.settings.banner
         if banner is not None:
             self._send([banner])
@@ -162,11 +165,12 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self._stream.stop()
             self._stream = None
         if self._counted:
-            self.log.info(
-                "Connection from {peer} closed after {seconds:.1f}s",
-                peer=self.transport.getPeer(),
-                seconds=self.factory.clock.seconds() - self.connectedAt,
-            )
+            if self._cache.verbosity >= 2:
+                self.log.info(
+                    "Connection from {peer} closed after {seconds:.1f}s",
+                    peer=self.transport.getPeer(),
+                    seconds=self.factory.clock.seconds() - self.connectedAt,
+                )
             self._cache.stats.currConnections -= 1
             self._counted = False
             self.factory.connectionClosed(self)

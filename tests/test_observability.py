@@ -957,10 +957,15 @@ class LogEventTests(SynchronousTestCase):
 
     def test_connections(self) -> None:
         """
-        Opening and closing a connection are each one info event naming the
-        peer; the commands in between log nothing.
+        At verbosity 2 (C{-vv}), opening and closing a connection are each
+        one info event naming the peer; the commands in between log nothing.
+        At the default verbosity connections are not logged.
         """
-        server = Server()
+        quiet = Server()
+        with capturedLogs() as events:
+            quiet.connect().lose()
+        self.assertEqual(list(events), [])
+        server = Server(ServerSettings(verbosity=2))
         with capturedLogs() as events:
             client = server.connect()
             client.send(b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\n" * 10)
