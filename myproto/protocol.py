@@ -63,6 +63,13 @@ class ReaderState(Enum):
     SWALLOW = auto()  # a refused data block, to be discarded
 
 
+# Module-level names for the states: the request path compares against them
+# for every command, and a global is cheaper to reach than an Enum attribute.
+COMMAND = ReaderState.COMMAND
+DATA = ReaderState.DATA
+SWALLOW = ReaderState.SWALLOW
+
+
 @implementer(IPushProducer)
 class CacheServerProtocol(Protocol, TimeoutMixin):
     """
@@ -99,7 +106,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
     def __init__(self, factory: CacheServerFactory) -> None:
         self.factory = factory
         self._cache = factory.cache
-        self._state = ReaderState.COMMAND
+        self._state = COMMAND
         self._buffer = b""
         self._pending: wire.DataRequest | None = None
         self._chunks: list[bytes] = []
@@ -205,7 +212,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 # would hold the connection open.
                 self.transport.unregisterProducer()
                 self._hangUp()
-        elif not self._buffer and self._state is ReaderState.COMMAND:
+        elif not self._buffer and self._state is COMMAND:
             self._hangUp()
 
     def dataReceived(self, data: bytes) -> None:
@@ -230,11 +237,11 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         finally:
             if replies:
                 self._send(replies)
-            if self._closeWhenIdle and not self._buffer and self._state is ReaderState.COMMAND:
+            if self._closeWhenIdle and not self._buffer and self._state is COMMAND:
                 self._closing = True
             if self._closing:
                 self._hangUp()
-            elif self._buffer or self._state is not ReaderState.COMMAND:
+            elif self._buffer or self._state is not COMMAND:
                 self._startRequestDeadline()
             else:
                 self._cancelRequestDeadline()
@@ -401,7 +408,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         position = 0
         length = len(buffer)
         commandSeen = False
-        if self._state is ReaderState.COMMAND:
+        if self._state is COMMAND:
             # memcached writes its replies whenever it runs out of whole lines
             # (but not while it waits for the rest of a data block).
             self._cache.newReplyWindow()
@@ -414,7 +421,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 replies.clear()
                 continue
             state = self._state
-            if state is ReaderState.COMMAND:
+            if state is COMMAND:
                 newline = buffer.find(b"\n", position)
                 if newline < 0:
                     break
@@ -432,9 +439,11 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                     self._lineReceived(line, replies)
                 else:
                     self._authenticationLineReceived(line, replies)
-                if self._state is ReaderState.COMMAND:
-                    self._commandDone()
-            elif state is ReaderState.DATA:
+                if self._state is COMMAND:
+                    self._windowRoom -= 1
+                    if not self._windowRoom:
+                        self._nextReplyWindow()
+            elif state is DATA:
                 need = self._remaining
                 available = length - position
                 if available < need:
@@ -452,7 +461,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                     value = buffer[position : position + need - 2]
                     intact = buffer.startswith(CRLF, position + need - 2)
                 position += need
-                self._state = ReaderState.COMMAND
+                self._state = COMMAND
                 self._dataReceived(value, intact, replies)
                 self._commandDone()
             else:
@@ -460,7 +469,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 position += taken
                 self._remaining -= taken
                 if not self._remaining:
-                    self._state = ReaderState.COMMAND
+                    self._state = COMMAND
                     self._commandDone()
         if commandSeen:
             self.resetTimeout()
@@ -470,7 +479,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             # Paused, the rest may hold whole lines: they are read on resume,
             # and only then is what is left an unfinished line.
             if (
-                self._state is ReaderState.COMMAND
+                self._state is COMMAND
                 and not self._paused
                 and _unfinishedLineTooLong(rest, self._authenticated)
             ):
@@ -479,10 +488,17 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 self._buffer = rest
 
     def _commandDone(self) -> None:
+        """
+        A command is finished; after memcached's count of them, its replies
+        would have been written (see L{commands.Cache.newReplyWindow}).
+        """
         self._windowRoom -= 1
         if not self._windowRoom:
-            self._cache.newReplyWindow()
-            self._windowRoom = REPLY_WINDOW
+            self._nextReplyWindow()
+
+    def _nextReplyWindow(self) -> None:
+        self._cache.newReplyWindow()
+        self._windowRoom = REPLY_WINDOW
 
     def _lineReceived(self, line: bytes, replies: list[bytes]) -> None:
         request = None
@@ -503,10 +519,10 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 try:
                     replies.extend(commands.admit(request, self._cache))
                 except ProtocolError:
-                    self._state = ReaderState.SWALLOW
+                    self._state = SWALLOW
                     raise
                 self._pending = request
-                self._state = ReaderState.DATA
+                self._state = DATA
                 return
             if isinstance(request, wire.QuitRequest):
                 self._closing = True
@@ -538,7 +554,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return
         self._remaining = request.size + 2
         self._pending = request
-        self._state = ReaderState.DATA
+        self._state = DATA
 
     def _dataReceived(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
         request = self._pending
@@ -611,9 +627,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return "conn_parse_cmd"
         if self._paused:
             return "conn_mwrite"
-        if self._state is ReaderState.DATA:
+        if self._state is DATA:
             return "conn_nread"
-        if self._state is ReaderState.SWALLOW:
+        if self._state is SWALLOW:
             return "conn_swallow"
         if self.lastCommandAt is None and not self._buffer:
             return "conn_new_cmd"
