@@ -147,12 +147,7 @@ class CommandTimings:
         try:
             return handler(request, cache)
         finally:
-            seconds = perf_counter() - start
-            histogram = self._byType.get(type(request))
-            if histogram is None:
-                histogram = self._histogram(request)
-            histogram.counts[bisect_left(BUCKETS, seconds)] += 1
-            histogram.total += seconds
+            self._record(request, perf_counter() - start)
 
     def timeCompletion(
         self,
@@ -168,12 +163,14 @@ class CommandTimings:
         try:
             return completer(request, value, cache)
         finally:
-            seconds = perf_counter() - start
-            histogram = self._byType.get(type(request))
-            if histogram is None:
-                histogram = self._histogram(request)
-            histogram.counts[bisect_left(BUCKETS, seconds)] += 1
-            histogram.total += seconds
+            self._record(request, perf_counter() - start)
+
+    def _record(self, request: object, seconds: float) -> None:
+        histogram = self._byType.get(type(request))
+        if histogram is None:
+            histogram = self._histogram(request)
+        histogram.counts[bisect_left(BUCKETS, seconds)] += 1
+        histogram.total += seconds
 
     def _histogram(self, request: object) -> Histogram:
         kind = type(request)
