@@ -863,6 +863,18 @@ case(
     b"delete a:b\r\ndelete a:b\r\nstats detail dump\r\nstats detail off\r\nget a:b\r\n"
     b"stats detail dump\r\nstats reset\r\nstats detail dump\r\n",
 )
+case(
+    "statsDetailManyPrefixes",
+    b"stats reset\r\nstats detail on\r\n"
+    b"set user:k 0 0 1\r\nv\r\nget user:k user:miss\r\nset session:k 0 0 1\r\nv\r\nget session:k session:miss\r\nset a0:k 0 0 1\r\nv\r\nget a0:k a0:miss\r\nset a1:k 0 0 1\r\nv\r\nget a1:k a1:miss\r\nset a2:k 0 0 1\r\nv\r\nget a2:k a2:miss\r\nset b:k 0 0 1\r\nv\r\nget b:k b:miss\r\nset cart:k 0 0 1\r\nv\r\nget cart:k cart:miss\r\nset page:k 0 0 1\r\nv\r\nget page:k page:miss\r\nset img:k 0 0 1\r\nv\r\nget img:k img:miss\r\nset x9:k 0 0 1\r\nv\r\nget x9:k x9:miss\r\nset tmp:k 0 0 1\r\nv\r\nget tmp:k tmp:miss\r\nset q:k 0 0 1\r\nv\r\nget q:k q:miss\r\n"
+    b"delete user:k\r\nstats detail dump\r\nstats detail off\r\nstats reset\r\n",
+    doc="Prefixes are dumped in memcached's order: by murmur3 bucket, newest first.",
+)
+case(
+    "cacheMemlimit",
+    b"cache_memlimit 7\r\ncache_memlimit 1000000001\r\ncache_memlimit x\r\n"
+    b"cache_memlimit 100 noreply\r\ncache_memlimit 64\r\ncache_memlimit\r\ncache_memlimit 64 1 2\r\n",
+)
 case("statsUnknown", b"stats foo\r\nstats items x\r\nstats Settings\r\n")
 case("statsSettings", b"stats settings\r\n")
 case("statsItems", b"set k 0 0 1\r\na\r\nstats items\r\n")

@@ -2485,3 +2485,33 @@ class StatsTests(ProtocolTestCase):
         self.assertEqual(outputs[0], outputs[1])
         self.assertEqual(outputs[0], outputs[2])
         self.assertTrue(outputs[0].endswith(b"END\r\n" + VERSION))
+
+
+class MemoryLimitCommandTests(SynchronousTestCase):
+    """
+    C{cache_memlimit} changes the memory limit at run time, within
+    memcached's bounds.
+    """
+
+    def test_loweringEvicts(self) -> None:
+        """
+        A lower limit takes effect at once: least recently used items are
+        evicted until the store fits, and C{stats} reports the new limit.
+        """
+        clock = Clock()
+        factory = CacheServerFactory(MemoryStore(clock), clock, ServerSettings())
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        value = b"v" * 100_000
+        for number in range(100):
+            proto.dataReceived(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (number, len(value), value))
+        self.assertEqual(len(factory.cache.store), 100)
+        transport.clear()
+        proto.dataReceived(b"cache_memlimit 8\r\nget k0 k99\r\nstats\r\n")
+        reply = transport.value()
+        self.assertTrue(reply.startswith(b"OK\r\nVALUE k99 "), reply[:40])
+        self.assertNotIn(b"VALUE k0 ", reply)
+        self.assertIn(b"STAT limit_maxbytes 8388608\r\n", reply)
+        self.assertLessEqual(factory.cache.store.bytes, 8 * 1024 * 1024)
+        self.assertGreater(factory.cache.store.stats.evictions, 0)
