@@ -327,22 +327,25 @@ def _parseSet(tokens: list[bytes], count: int) -> MetaSetRequest:
     return MetaSetRequest(flags, size, error)
 
 
-def _parseDelete(tokens: list[bytes], count: int) -> MetaDeleteRequest:
+def _strictFlags(tokens: list[bytes], count: int) -> MetaFlags:
+    """
+    The flags of C{md} and C{ma}, where memcached words every flag error
+    the same way.
+    """
     if count > MAX_META_TOKENS:
         raise ClientError(FLAGS_TOO_LONG)
     flags, error = _readFlags(tokens[1], tokens[2:])
     if error is not None:
         raise ClientError(INVALID_OR_DUPLICATE_FLAG)
-    return MetaDeleteRequest(flags)
+    return flags
+
+
+def _parseDelete(tokens: list[bytes], count: int) -> MetaDeleteRequest:
+    return MetaDeleteRequest(_strictFlags(tokens, count))
 
 
 def _parseArithmetic(tokens: list[bytes], count: int) -> MetaArithmeticRequest:
-    if count > MAX_META_TOKENS:
-        raise ClientError(FLAGS_TOO_LONG)
-    flags, error = _readFlags(tokens[1], tokens[2:])
-    if error is not None:
-        raise ClientError(INVALID_OR_DUPLICATE_FLAG)
-    return MetaArithmeticRequest(flags)
+    return MetaArithmeticRequest(_strictFlags(tokens, count))
 
 
 def _parseDebug(tokens: list[bytes], count: int) -> MetaDebugRequest:
