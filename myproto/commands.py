@@ -190,42 +190,67 @@ def authenticate(request: wire.AuthenticationRequest, payload: bytes, cache: Cac
 
 
 def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
+    if request.touchExptime is not None:
+        return _retrieveAndTouch(request, request.touchExptime, cache)
     items = cache.store
     stats = cache.stats
-    touching = request.touchExptime is not None
-    expires = cache.expiry(request.touchExptime) if request.touchExptime is not None else 0.0
+    prefixStats = cache.prefixStats if cache.prefixStats.enabled else None
+    withCas = request.withCas
     lines: Lines = []
     for key in request.keys:
         if len(key) > wire.KEY_MAX_LENGTH:
             # memcached has served the keys before this one, counters and
             # all, but sends only the error.
+            cache.replyWindow += 1
+            raise ClientError(wire.BAD_FORMAT)
+        item = items.get(key)
+        if prefixStats is not None:
+            prefixStats.recordGet(key, item is not None)
+        stats.cmdGet += 1
+        if item is None:
+            stats.getMisses += 1
+            continue
+        stats.getHits += 1
+        value = item.value
+        if withCas:
+            lines.append(wire.VALUE_HEADER_WITH_CAS % (key, item.flags, len(value), item.cas))
+        else:
+            lines.append(wire.VALUE_HEADER % (key, item.flags, len(value)))
+        lines.append(value)
+    lines.append(wire.END)
+    # memcached writes its replies after a get (unlike after mg); see
+    # Cache.newReplyWindow.
+    cache.replyWindow += 1
+    return lines
+
+
+def _retrieveAndTouch(request: wire.RetrievalRequest, exptime: int, cache: Cache) -> Lines:
+    """
+    C{gat}/C{gats}: L{retrieve}, giving each item found a new expiry time.
+    """
+    items = cache.store
+    stats = cache.stats
+    expires = cache.expiry(exptime)
+    lines: Lines = []
+    for key in request.keys:
+        if len(key) > wire.KEY_MAX_LENGTH:
             cache.newReplyWindow()
             raise ClientError(wire.BAD_FORMAT)
         item = items.get(key)
         if cache.prefixStats.enabled:
             cache.prefixStats.recordGet(key, item is not None)
-        if touching:
-            stats.cmdTouch += 1
-        else:
-            stats.cmdGet += 1
+        stats.cmdTouch += 1
         if item is None:
-            if touching:
-                stats.touchMisses += 1
-            else:
-                stats.getMisses += 1
+            stats.touchMisses += 1
             continue
-        if touching:
-            stats.touchHits += 1
-            items.touch(item, expires)
-        else:
-            stats.getHits += 1
-        header = b"%s%s %d %d" % (wire.VALUE, key, item.flags, len(item.value))
+        stats.touchHits += 1
+        items.touch(item, expires)
         if request.withCas:
-            header += b" %d" % (item.cas,)
-        lines.append(header)
+            lines.append(wire.VALUE_HEADER_WITH_CAS % (key, item.flags, len(item.value), item.cas))
+        else:
+            lines.append(wire.VALUE_HEADER % (key, item.flags, len(item.value)))
         lines.append(item.value)
     lines.append(wire.END)
-    # memcached writes its replies after a get (unlike after mg).
     cache.newReplyWindow()
     return lines
 

@@ -25,7 +25,9 @@ TOUCHED = b"TOUCHED"
 END = b"END"
 OK = b"OK"
 RESET = b"RESET"
-VALUE = b"VALUE "
+# A value's header line: key, flags and length, then the CAS unique for gets.
+VALUE_HEADER = b"VALUE %b %d %d"
+VALUE_HEADER_WITH_CAS = b"VALUE %b %d %d %d"
 VERSION = b"VERSION "
 STAT = b"STAT "
 MN = b"MN"
@@ -375,8 +377,12 @@ def tokenize(line: bytes) -> tuple[list[bytes], int]:
     @return: the space-separated tokens (all of them), and memcached's token
         count: at most 23 real tokens plus its terminal token.
     """
-    tokens = [token for token in line.split(b" ") if token]
-    return tokens, min(len(tokens), MAX_TOKENS - 1) + 1
+    tokens = line.split(b" ")
+    if b"" in tokens:
+        # Runs of spaces, or spaces at either end: rare, so filtered only then.
+        tokens = [token for token in tokens if token]
+    count = len(tokens) + 1
+    return tokens, count if count < MAX_TOKENS else MAX_TOKENS
 
 
 def _noreply(tokens: list[bytes], count: int) -> bool:
@@ -394,16 +400,31 @@ def _wantTokens(count: int, *allowed: int) -> None:
 def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageRequest:
     withCas = verb == b"cas"
     if withCas:
-        _wantTokens(count, 7, 8)
-    else:
-        _wantTokens(count, 6, 7)
-    noreply = _noreply(tokens, count)
+        if count != 7 and count != 8:
+            raise UnknownCommand()
+    elif count != 6 and count != 7:
+        raise UnknownCommand()
+    noreply = tokens[count - 2] == NOREPLY
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
-    flags = _strtoul(tokens[2])
-    exptime = _strtol(tokens[3])
-    size = _strtol(tokens[4])
+    # Plain decimal digits, the usual case, need none of strtol's rules.
+    flagsToken, exptimeToken, sizeToken = tokens[2], tokens[3], tokens[4]
+    if (
+        flagsToken.isdigit()
+        and exptimeToken.isdigit()
+        and sizeToken.isdigit()
+        and len(flagsToken) < 10
+        and len(exptimeToken) < 10
+        and len(sizeToken) < 10
+    ):
+        flags: int | None = int(flagsToken)
+        exptime: int | None = int(exptimeToken)
+        size: int | None = int(sizeToken)
+    else:
+        flags = _strtoul(flagsToken)
+        exptime = _strtol(exptimeToken)
+        size = _strtol(sizeToken)
     if flags is None or exptime is None or size is None:
         raise ClientError(BAD_FORMAT, noreply)
     cas = 0
@@ -420,16 +441,16 @@ def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageReques
 def _parseRetrieval(verb: bytes, tokens: list[bytes], count: int) -> RetrievalRequest:
     if count < 3:
         raise UnknownCommand()
-    touchExptime = None
-    keys = tokens[1:]
-    if verb in (b"gat", b"gats"):
-        touchExptime = _strtol(tokens[1])
-        if touchExptime is None:
-            raise ClientError(BAD_EXPTIME)
-        keys = tokens[2:]
     # Key lengths are checked as the keys are served (see commands): memcached
     # looks up the keys before a too-long one, then replies only the error.
-    return RetrievalRequest(tuple(keys), verb in (b"gets", b"gats"), touchExptime)
+    if verb == b"get" or verb == b"bget":
+        return RetrievalRequest(tuple(tokens[1:]), False, None)
+    if verb == b"gets":
+        return RetrievalRequest(tuple(tokens[1:]), True, None)
+    touchExptime = _strtol(tokens[1])
+    if touchExptime is None:
+        raise ClientError(BAD_EXPTIME)
+    return RetrievalRequest(tuple(tokens[2:]), verb == b"gats", touchExptime)
 
 
 def _parseDelete(verb: bytes, tokens: list[bytes], count: int) -> DeleteRequest:
