@@ -6,14 +6,18 @@ halfway through a command, and the idle timeout.
 
 from __future__ import annotations
 
-from twisted.internet import reactor
+import socket
+
+from twisted.internet import reactor, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import StringTransport
+from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -311,3 +315,116 @@ class LoopbackFlowTests(TestCase):
         client.transport.resumeProducing()
         received = await client.done
         self.assertEqual(received, b"STORED\r\n" + reply * 20000)
+
+
+def tcpSocketPair() -> tuple[socket.socket, socket.socket]:
+    """
+    @return: the server and client ends of a TCP connection on 127.0.0.1,
+        made without a reactor.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    client.settimeout(5)
+    return server, client
+
+
+class WriteThroughTests(SynchronousTestCase):
+    """
+    Replies on a TCP connection go to the socket at once when nothing is
+    queued before them, without turning on write polling; bytes already
+    queued keep their place.  A TLS connection writes without Twisted's
+    small-write aggregation, which would wait for a C{callLater(0)}.
+    """
+
+    def setUp(self) -> None:
+        serverSocket, self.client = tcpSocketPair()
+        self.addCleanup(self.client.close)
+        self.reactor = MemoryReactorClock()
+        factory = CacheServerFactory(MemoryStore(self.reactor), self.reactor)
+        self.proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.transport = tcp.Server(
+            serverSocket, self.proto, ("127.0.0.1", 40000), None, 1, self.reactor
+        )
+        self.addCleanup(serverSocket.close)
+        self.proto.makeConnection(self.transport)
+
+    def receive(self, size: int) -> bytes:
+        """
+        Read exactly C{size} bytes from the client end.
+        """
+        received = b""
+        while len(received) < size:
+            chunk = self.client.recv(size - len(received))
+            self.assertTrue(chunk, "connection closed early")
+            received += chunk
+        return received
+
+    def test_replyGoesStraightToSocket(self) -> None:
+        """
+        With nothing queued, a reply is in the client's socket when
+        C{dataReceived} returns, and the transport never asked to write.
+        """
+        self.proto.dataReceived(b"set k 0 0 2\r\nhi\r\nget k\r\n")
+        expected = b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n"
+        self.assertEqual(self.receive(len(expected)), expected)
+        self.assertEqual(self.reactor.getWriters(), [])
+        self.assertEqual(self.proto._cache.stats.bytesWritten, len(expected))
+
+    def test_queuedBytesKeepTheirPlace(self) -> None:
+        """
+        When bytes already wait in the transport, a reply waits behind
+        them, and both leave in order once the transport writes.
+        """
+        tcp.Server.write(self.transport, b"EARLIER\r\n")
+        self.proto.dataReceived(b"version\r\n")
+        self.client.setblocking(False)
+        self.assertRaises(BlockingIOError, self.client.recv, 100)
+        self.client.setblocking(True)
+        self.assertEqual(self.reactor.getWriters(), [self.transport])
+        self.transport.doWrite()
+        expected = b"EARLIER\r\nVERSION 1.6.18\r\n"
+        self.assertEqual(self.receive(len(expected)), expected)
+
+    def test_partialSendQueuesTheRest(self) -> None:
+        """
+        What the kernel does not take at once is queued and written later,
+        in order.
+        """
+        self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        value = bytes(range(256)) * 200
+        self.proto.dataReceived(b"set k 0 0 %d\r\n%s\r\n" % (len(value), value))
+        expected = b"STORED\r\n"
+        self.assertEqual(self.receive(len(expected)), expected)
+        self.proto.dataReceived(b"get k\r\n")
+        self.assertEqual(self.reactor.getWriters(), [self.transport])
+        expected = b"VALUE k 0 %d\r\n%s\r\nEND\r\n" % (len(value), value)
+        received = b""
+        while len(received) < len(expected):
+            received += self.client.recv(65536)
+            self.transport.doWrite()
+        self.assertEqual(received, expected)
+
+    def test_noDelay(self) -> None:
+        """
+        Nagle's algorithm is off, as in memcached: replies are whole
+        messages.
+        """
+        self.assertTrue(self.transport.getTcpNoDelay())
+
+    def test_tlsWritesAreNotDeferred(self) -> None:
+        """
+        Over TLS, a reply is handed to TLS at once: nothing is left for a
+        later reactor turn.
+        """
+        clock = Clock()
+        tlsFactory = TLSMemoryBIOFactory(
+            CertificateOptions(), False, CacheServerFactory(MemoryStore(clock), clock), clock
+        )
+        wrapper = tlsFactory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.assertIsInstance(wrapper, BufferingTLSTransport)
+        wrapper.makeConnection(StringTransport())
+        wrapper.wrappedProtocol.dataReceived(b"version\r\n")
+        self.assertEqual(clock.getDelayedCalls(), [])
