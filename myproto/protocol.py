@@ -229,11 +229,97 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._process(data)
 
     def _process(self, data: bytes) -> None:
+        """
+        Frame what has arrived into command lines and data blocks, carry
+        them out, and send the replies to all of them in one write.
+        """
         cache = self._cache
         cache.currentConnection = self
         replies: list[bytes] = []
         try:
-            self._consume(data, replies)
+            buffer = self._buffer + data if self._buffer else data
+            self._buffer = b""
+            position = 0
+            length = len(buffer)
+            commandSeen = False
+            if self._state is COMMAND:
+                # memcached writes its replies whenever it runs out of whole lines
+                # (but not while it waits for the rest of a data block).
+                cache.newReplyWindow()
+            self._windowRoom = FIRST_REPLY_WINDOW
+            while position < length:
+                if self._closing or self._paused or self._outbox:
+                    break
+                if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
+                    self._send(replies)
+                    replies.clear()
+                    continue
+                state = self._state
+                if state is COMMAND:
+                    newline = buffer.find(b"\n", position)
+                    if newline < 0:
+                        break
+                    end = newline
+                    if end - position > 1 and buffer[end - 1] == 0x0D:
+                        end -= 1
+                    line = buffer[position:end]
+                    position = newline + 1
+                    if len(line) > wire.READ_BUFFER_SIZE and not _isRetrieval(line):
+                        # memcached could never hold this line whole.
+                        self._closing = True
+                        break
+                    commandSeen = True
+                    if self._authenticated:
+                        self._lineReceived(line, replies)
+                    else:
+                        self._authenticationLineReceived(line, replies)
+                    if self._state is COMMAND:
+                        self._windowRoom -= 1
+                        if not self._windowRoom:
+                            self._nextReplyWindow()
+                elif state is DATA:
+                    need = self._remaining
+                    available = length - position
+                    if available < need:
+                        self._chunks.append(buffer[position:] if position else buffer)
+                        self._remaining -= available
+                        position = length
+                        break
+                    if self._chunks:
+                        self._chunks.append(buffer[position : position + need])
+                        block = b"".join(self._chunks)
+                        self._chunks = []
+                        value = block[:-2]
+                        intact = block.endswith(CRLF)
+                    else:
+                        value = buffer[position : position + need - 2]
+                        intact = buffer.startswith(CRLF, position + need - 2)
+                    position += need
+                    self._state = COMMAND
+                    self._dataReceived(value, intact, replies)
+                    self._commandDone()
+                else:
+                    taken = min(self._remaining, length - position)
+                    position += taken
+                    self._remaining -= taken
+                    if not self._remaining:
+                        self._state = COMMAND
+                        self._commandDone()
+            if commandSeen:
+                self.resetTimeout()
+                self.lastCommandAt = self._clock.seconds()
+            if position < length and not self._closing:
+                rest = buffer[position:]
+                # Paused, the rest may hold whole lines: they are read on resume,
+                # and only then is what is left an unfinished line.
+                if (
+                    self._state is COMMAND
+                    and not self._paused
+                    and _unfinishedLineTooLong(rest, self._authenticated)
+                ):
+                    self._closing = True
+                else:
+                    self._buffer = rest
         finally:
             if replies:
                 self._send(replies)
@@ -353,7 +439,8 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         Write reply lines, each followed by CRLF: in one write when they are
         small, else through the outbox a chunk at a time.
         """
-        if self._outbox or (len(lines) > 2 and sum(map(len, lines)) > OUTPUT_CHUNK):
+        # Three lines hold at most one value, which goes whole in any case.
+        if self._outbox or (len(lines) > 3 and sum(map(len, lines)) > OUTPUT_CHUNK):
             if self._outbox is None:
                 self._outbox = deque()
             self._outbox.extend(lines)
@@ -385,91 +472,6 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self._hangUp()
 
     # Framing.
-
-    def _consume(self, data: bytes, replies: list[bytes]) -> None:
-        buffer = self._buffer + data if self._buffer else data
-        self._buffer = b""
-        position = 0
-        length = len(buffer)
-        commandSeen = False
-        if self._state is COMMAND:
-            # memcached writes its replies whenever it runs out of whole lines
-            # (but not while it waits for the rest of a data block).
-            self._cache.newReplyWindow()
-        self._windowRoom = FIRST_REPLY_WINDOW
-        while position < length:
-            if self._closing or self._paused or self._outbox:
-                break
-            if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
-                self._send(replies)
-                replies.clear()
-                continue
-            state = self._state
-            if state is COMMAND:
-                newline = buffer.find(b"\n", position)
-                if newline < 0:
-                    break
-                end = newline
-                if end - position > 1 and buffer[end - 1] == 0x0D:
-                    end -= 1
-                line = buffer[position:end]
-                position = newline + 1
-                if len(line) > wire.READ_BUFFER_SIZE and not _isRetrieval(line):
-                    # memcached could never hold this line whole.
-                    self._closing = True
-                    break
-                commandSeen = True
-                if self._authenticated:
-                    self._lineReceived(line, replies)
-                else:
-                    self._authenticationLineReceived(line, replies)
-                if self._state is COMMAND:
-                    self._windowRoom -= 1
-                    if not self._windowRoom:
-                        self._nextReplyWindow()
-            elif state is DATA:
-                need = self._remaining
-                available = length - position
-                if available < need:
-                    self._chunks.append(buffer[position:] if position else buffer)
-                    self._remaining -= available
-                    position = length
-                    break
-                if self._chunks:
-                    self._chunks.append(buffer[position : position + need])
-                    block = b"".join(self._chunks)
-                    self._chunks = []
-                    value = block[:-2]
-                    intact = block.endswith(CRLF)
-                else:
-                    value = buffer[position : position + need - 2]
-                    intact = buffer.startswith(CRLF, position + need - 2)
-                position += need
-                self._state = COMMAND
-                self._dataReceived(value, intact, replies)
-                self._commandDone()
-            else:
-                taken = min(self._remaining, length - position)
-                position += taken
-                self._remaining -= taken
-                if not self._remaining:
-                    self._state = COMMAND
-                    self._commandDone()
-        if commandSeen:
-            self.resetTimeout()
-            self.lastCommandAt = self._clock.seconds()
-        if position < length and not self._closing:
-            rest = buffer[position:]
-            # Paused, the rest may hold whole lines: they are read on resume,
-            # and only then is what is left an unfinished line.
-            if (
-                self._state is COMMAND
-                and not self._paused
-                and _unfinishedLineTooLong(rest, self._authenticated)
-            ):
-                self._closing = True
-            else:
-                self._buffer = rest
 
     def _commandDone(self) -> None:
         """

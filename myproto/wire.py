@@ -650,8 +650,10 @@ def parseRequest(line: bytes) -> Request:
     @raise ProtocolError: for a line memcached answers with an error.
     @raise CloseConnection: for a line after which memcached hangs up.
     """
-    if b"\0" in line:
-        # memcached's C string functions stop at the first NUL.
+    if 0 in line:
+        # memcached's C string functions stop at the first NUL.  (Tested as
+        # the int 0: a search for the byte string b"\0" takes ten times as
+        # long.)
         line = line[: line.index(b"\0")]
     tokens, count = tokenize(line)
     if count < 2 or len(tokens[0]) < 2:
