@@ -61,7 +61,9 @@ class Cache:
         self.prefixStats = PrefixStats()
         self.settings = settings
         self.verbosity = settings.verbosity
-        self.startedAt = store.now()
+        # The store's start: its coarse last-access clock ticks on the same
+        # whole seconds as the times reported to clients.
+        self.startedAt = store.startedAt
         self.replyWindow = 1
         self.reloadCertificates: Callable[[], str | None] | None = None
         self.tlsStats: Callable[[], list[tuple[str, object]]] | None = None

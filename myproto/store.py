@@ -10,6 +10,7 @@ L{twisted.internet.task.Clock}), so tests can drive expiry deterministically.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict
 from typing import Iterator, Protocol
 
@@ -83,9 +84,22 @@ def itemSize(keyLength: int, valueLength: int, flags: int, useCas: bool) -> int:
     return size
 
 
+# Bits of L{Item._metaBits}, which only meta commands set.  One small int
+# holds all three (CPython shares ints up to 256); a slot each made every
+# item 16 bytes larger.
+_STALE = 1
+_TOKEN_SENT = 2
+_KEY_BINARY = 4
+
+
 class Item:
     """
     One cached value and what the store knows about it.
+
+    Every stored item pays for this object, so the booleans only meta
+    commands use share one slot.  C{fetched}, which every get sets, keeps
+    its own: a plain slot is the cheapest to write, and in CPython ten slots
+    take no more memory than nine.
 
     @ivar key: the key it is stored under.
     @ivar value: the data, exactly as the client sent it.
@@ -94,11 +108,10 @@ class Item:
     @ivar cas: the CAS unique of this version (0 when CAS is disabled).
     @ivar size: the bytes this item is charged for.
     @ivar fetched: whether a client has read it since it was stored.
-    @ivar lastAccess: clock seconds of the last store or fetch.
-    @ivar stale: whether a meta delete or meta set marked it stale (C{I}).
-    @ivar tokenSent: whether a meta get has handed out its recache token.
-    @ivar keyBinary: whether a meta set stored it under a base64 key (C{b}),
-        so that meta replies return the key in base64.
+    @ivar lastAccess: clock seconds of the last store or fetch.  The store
+        records the start of the whole second it happened in (see
+        L{MemoryStore}), as memcached does, so that items used in the same
+        second share one float.
     @ivar replyWindow: the reply window of the last reply that showed it
         (see L{myproto.commands.Cache.newReplyWindow}), or 0.
     """
@@ -112,10 +125,8 @@ class Item:
         "size",
         "fetched",
         "lastAccess",
-        "stale",
-        "tokenSent",
-        "keyBinary",
         "replyWindow",
+        "_metaBits",
     )
 
     def __init__(
@@ -129,10 +140,53 @@ class Item:
         self.size = size
         self.fetched = False
         self.lastAccess = now
-        self.stale = False
-        self.tokenSent = False
-        self.keyBinary = False
         self.replyWindow = 0
+        self._metaBits = 0
+
+    def __lt__(self, other: Item) -> bool:
+        # Expiry heap entries are (expires, cas, item), so this only breaks
+        # ties of both (CAS disabled): such items may leave in any order.
+        return False
+
+    @property
+    def stale(self) -> bool:
+        """
+        Whether a meta delete or meta set marked it stale (C{I}).
+        """
+        return bool(self._metaBits & _STALE)
+
+    @stale.setter
+    def stale(self, value: bool) -> None:
+        self._setBit(_STALE, value)
+
+    @property
+    def tokenSent(self) -> bool:
+        """
+        Whether a meta get has handed out its recache token.
+        """
+        return bool(self._metaBits & _TOKEN_SENT)
+
+    @tokenSent.setter
+    def tokenSent(self, value: bool) -> None:
+        self._setBit(_TOKEN_SENT, value)
+
+    @property
+    def keyBinary(self) -> bool:
+        """
+        Whether a meta set stored it under a base64 key (C{b}), so that meta
+        replies return the key in base64.
+        """
+        return bool(self._metaBits & _KEY_BINARY)
+
+    @keyBinary.setter
+    def keyBinary(self, value: bool) -> None:
+        self._setBit(_KEY_BINARY, value)
+
+    def _setBit(self, bit: int, value: bool) -> None:
+        if value:
+            self._metaBits |= bit
+        else:
+            self._metaBits &= ~bit
 
 
 class StoreStats:
@@ -182,6 +236,11 @@ class MemoryStore:
     kept in a heap ordered by that time, so that L{sweepExpired} frees items
     nobody asks for again without scanning the whole cache.
 
+    Last-access times are whole seconds counted from L{startedAt}, as
+    memcached's are: items used within the same second share one float
+    rather than holding one each.
+
+    @ivar startedAt: clock seconds when the store was made.
     @ivar maxBytes: the memory limit, in the bytes L{itemSize} counts.
     @ivar maxItemSize: the largest single item, in the same bytes.
     @ivar useCas: whether new items get CAS uniques.
@@ -198,7 +257,15 @@ class MemoryStore:
         maxItemSize: int = 1024 * 1024,
         useCas: bool = True,
     ) -> None:
-        self._clock = clock
+        # Bound once: get and put read the clock on every call.
+        self._seconds = clock.seconds
+        self.startedAt = clock.seconds()
+        # The current whole second [_second, _secondEnds) of the store's
+        # clock; _second is what items used in it record as their last
+        # access.
+        self._second = self.startedAt
+        self._secondEnds = self.startedAt + 1
+        self._restoredAccess = 0.0
         self.maxBytes = maxBytes
         self.maxItemSize = maxItemSize
         self.useCas = useCas
@@ -206,7 +273,6 @@ class MemoryStore:
         self.stats = StoreStats()
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._expiries: list[tuple[float, int, Item]] = []
-        self._heapSerial = 0
         self._lastCas = 0
         self._flushAt: float | None = None
         self.observer: IItemObserver | None = None
@@ -217,10 +283,10 @@ class MemoryStore:
         """
         @return: the store's current time, in clock seconds.
         """
-        return self._clock.seconds()
+        return self._seconds()
 
     def __len__(self) -> int:
-        self._applyPendingFlush(self._clock.seconds())
+        self._applyPendingFlush(self._seconds())
         return len(self._items)
 
     def get(self, key: bytes, touch: bool = True) -> Item | None:
@@ -234,7 +300,7 @@ class MemoryStore:
             most-recently-used end and marks it fetched).
         @return: the item, or L{None} when there is no live item.
         """
-        now = self._clock.seconds()
+        now = self._seconds()
         if self._flushAt is not None:
             self._applyPendingFlush(now)
         item = self._items.get(key)
@@ -249,8 +315,11 @@ class MemoryStore:
                 self.observer.itemFetched(key, EXPIRED, None)
             return None
         if touch:
+            second = self._second
+            if not second <= now < self._secondEnds:
+                second = self._newSecond(now)
             item.fetched = True
-            item.lastAccess = now
+            item.lastAccess = second
             self._items.move_to_end(key)
         if self.observer is not None:
             self.observer.itemFetched(key, FOUND, item)
@@ -269,7 +338,7 @@ class MemoryStore:
         """
         @return: the live items, least recently used first.
         """
-        now = self._clock.seconds()
+        now = self._seconds()
         self._applyPendingFlush(now)
         for item in list(self._items.values()):
             if not (item.expires and item.expires <= now):
@@ -312,7 +381,7 @@ class MemoryStore:
         @return: the stored item, or L{None} if it is larger than the memory
             limit allows even with everything else evicted.
         """
-        now = self._clock.seconds()
+        now = self._seconds()
         if self._flushAt is not None:
             self._applyPendingFlush(now)
         size = itemSize(len(key), len(value), flags, self.useCas)
@@ -322,7 +391,10 @@ class MemoryStore:
         old = self._items.pop(key, None)
         if old is not None:
             self.bytes -= old.size
-        item = Item(key, value, flags, expires, self.nextCas(), size, now)
+        second = self._second
+        if not second <= now < self._secondEnds:
+            second = self._newSecond(now)
+        item = Item(key, value, flags, expires, self.nextCas(), size, second)
         self._makeRoom(size, now)
         self._items[key] = item
         self.bytes += size
@@ -343,7 +415,11 @@ class MemoryStore:
         """
         item = self.put(key, value, flags, expires)
         if item is not None:
-            item.lastAccess = lastAccess
+            # Items saved least recently used first often share a time: let
+            # them share the float too.
+            if lastAccess == self._restoredAccess:
+                lastAccess = self._restoredAccess
+            self._restoredAccess = item.lastAccess = lastAccess
             if self.useCas:
                 item.cas = cas
                 self._lastCas = max(self._lastCas, cas)
@@ -360,9 +436,9 @@ class MemoryStore:
         item = self._items.get(key)
         if item is None:
             return None
-        if item.expires and item.expires <= self._clock.seconds():
+        if item.expires and item.expires <= self._seconds():
             return None
-        if self._flushAt is not None and self._flushAt <= self._clock.seconds():
+        if self._flushAt is not None and self._flushAt <= self._seconds():
             return None
         return item
 
@@ -374,7 +450,7 @@ class MemoryStore:
         lookup per item (measured: 17 against 470 milliseconds for 500,000
         items).
         """
-        self._applyPendingFlush(self._clock.seconds())
+        self._applyPendingFlush(self._seconds())
         return list(dict.values(self._items))
 
     def keys(self) -> list[bytes]:
@@ -382,7 +458,7 @@ class MemoryStore:
         @return: a copy of the keys held (live or not yet reclaimed), least
             recently used first.
         """
-        self._applyPendingFlush(self._clock.seconds())
+        self._applyPendingFlush(self._seconds())
         return list(self._items)
 
     def touch(self, item: Item, expires: float) -> None:
@@ -428,7 +504,7 @@ class MemoryStore:
 
         @param delay: seconds from now; zero or less means immediately.
         """
-        now = self._clock.seconds()
+        now = self._seconds()
         if delay > 0:
             self._flushAt = now + delay
         else:
@@ -442,7 +518,7 @@ class MemoryStore:
         @param maxBytes: the new limit.
         """
         self.maxBytes = maxBytes
-        self._makeRoom(0, self._clock.seconds())
+        self._makeRoom(0, self._seconds())
 
     # Housekeeping
 
@@ -456,7 +532,7 @@ class MemoryStore:
         @param budget: the most heap entries to examine.
         @return: how many items were removed.
         """
-        now = self._clock.seconds()
+        now = self._seconds()
         self._applyPendingFlush(now)
         removed = 0
         heap = self._expiries
@@ -481,8 +557,20 @@ class MemoryStore:
                 if entry[2].expires == entry[0] and self._items.get(entry[2].key) is entry[2]
             ]
             heapq.heapify(heap)
-        self._heapSerial += 1
-        heapq.heappush(heap, (item.expires, self._heapSerial, item))
+        # The CAS unique, which the item holds anyway, orders entries due at
+        # the same moment; a serial number would cost an int per entry.
+        heapq.heappush(heap, (item.expires, item.cas, item))
+
+    def _newSecond(self, now: float) -> float:
+        """
+        Move the store's coarse clock to the whole second holding C{now}.
+
+        @return: the start of that second, in clock seconds.
+        """
+        second = self.startedAt + math.floor(now - self.startedAt)
+        self._second = second
+        self._secondEnds = second + 1
+        return second
 
     def _applyPendingFlush(self, now: float) -> None:
         if self._flushAt is not None and self._flushAt <= now:

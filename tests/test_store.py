@@ -511,6 +511,21 @@ class SweepTests(SynchronousTestCase):
         self.assertIsNone(self.store.get(b"k3"))
         self.assertEqual(self.store.stats.getExpired, 1)
 
+    def test_sameExpiry(self) -> None:
+        """
+        Items due at the same moment are all swept, in any order, with CAS
+        uniques or without.
+        """
+        for useCas in (True, False):
+            store, clock = makeStore(useCas=useCas)
+            for i in range(100):
+                store.put(b"k%d" % (i,), b"v", 0, START + 5)
+            store.put(b"later", b"v", 0, START + 6)
+            clock.advance(5)
+            self.assertEqual(store.sweepExpired(budget=60), 60)
+            self.assertEqual(store.sweepExpired(), 40)
+            self.assertEqual(len(store), 1)
+
     def test_ignoresReplacedItems(self) -> None:
         """
         An item replaced by a version without expiry is not swept when the
@@ -1026,3 +1041,85 @@ class ItemTests(SynchronousTestCase):
         )
         self.assertFalse(item.fetched)
         self.assertEqual(item.lastAccess, 5.0)
+        self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (False, False, False))
+
+    def test_metaMarks(self) -> None:
+        """
+        C{stale}, C{tokenSent} and C{keyBinary} share one slot but are set
+        and cleared independently.
+        """
+        item = Item(b"k", b"v", 0, 0.0, 1, 52, 5.0)
+        item.stale = True
+        item.keyBinary = True
+        self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (True, False, True))
+        item.tokenSent = True
+        item.stale = False
+        self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (False, True, True))
+        item.keyBinary = False
+        item.tokenSent = False
+        self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (False, False, False))
+
+
+class LastAccessTests(SynchronousTestCase):
+    """
+    Last-access times are whole seconds of the store's clock, counted from
+    when the store was made, as memcached's are.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(START + 0.25)
+        self.store = MemoryStore(self.clock)
+
+    def test_startOfSecond(self) -> None:
+        """
+        A put or a get records the start of the store's second it happened
+        in.
+        """
+        self.assertEqual(self.store.startedAt, START + 0.25)
+        self.clock.advance(0.5)
+        item = self.store.put(b"k", b"v", 0, NEVER)
+        assert item is not None
+        self.assertEqual(item.lastAccess, START + 0.25)
+        self.clock.advance(1)
+        self.store.get(b"k")
+        self.assertEqual(item.lastAccess, START + 1.25)
+        self.clock.advance(0.75)
+        self.store.get(b"k")
+        self.assertEqual(item.lastAccess, START + 2.25)
+
+    def test_shared(self) -> None:
+        """
+        Items used within the same second share one float.
+        """
+        first = self.store.put(b"a", b"v", 0, NEVER)
+        self.clock.advance(0.5)
+        second = self.store.put(b"b", b"v", 0, NEVER)
+        assert first is not None and second is not None
+        self.assertIs(first.lastAccess, second.lastAccess)
+
+    def test_clockGoesBack(self) -> None:
+        """
+        If the clock goes back, items used afterwards are not recorded as
+        used in the future.
+        """
+        self.clock.advance(10)
+        self.store.put(b"a", b"v", 0, NEVER)
+        self.clock.rightNow -= 5
+        item = self.store.put(b"b", b"v", 0, NEVER)
+        assert item is not None
+        self.assertEqual(item.lastAccess, START + 5.25)
+
+    def test_restoreShares(self) -> None:
+        """
+        Restored items keep their saved times; consecutive equal ones share
+        one float.
+        """
+        saved = [START - 100.0, float(int(START) - 100), START - 99.0]
+        items = [
+            self.store.restore(key, b"v", 0, NEVER, 1, lastAccess)
+            for key, lastAccess in zip([b"a", b"b", b"c"], saved)
+        ]
+        self.assertEqual([item.lastAccess for item in items if item is not None], saved)
+        assert items[0] is not None and items[1] is not None
+        self.assertIs(items[0].lastAccess, items[1].lastAccess)
