@@ -420,12 +420,17 @@ class Myproto(Server):
 
     def describe(self) -> str:
         """
-        @return: the interpreter's name and version, and Twisted's.
+        @return: the interpreter's name and version, and Twisted's; on
+            PyPy, the size of its young-object nursery when
+            C{PYPY_GC_NURSERY} sets it (see bench/README.md).
         """
         code = (
-            "import platform, twisted; "
+            "import os, platform, twisted; "
+            "nursery = os.environ.get('PYPY_GC_NURSERY'); "
+            "pypy = platform.python_implementation() == 'PyPy'; "
             "print(platform.python_implementation(), platform.python_version(), "
-            "'/ Twisted', twisted.__version__)"
+            "'/ Twisted', twisted.__version__, "
+            "'(PYPY_GC_NURSERY=%s)' % nursery if pypy and nursery else '')"
         )
         result = subprocess.run([self.python, "-c", code], capture_output=True, text=True, env=self.environment())
         return result.stdout.strip() or "unknown interpreter"
