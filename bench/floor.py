@@ -1,0 +1,157 @@
+"""
+The floor under myproto: what a Twisted server that does nothing but answer
+costs per request, beside memcached and myproto, on workload (a).
+
+    python bench/floor.py [--rounds N] [--duration S] [--python PATH]
+
+C{--serve PORT} runs the floor server itself: one C{Protocol} on the
+reactor Twisted picks, which answers each C{get} line with the same 100-byte
+value and each C{set} with C{STORED} (skipping its data block), counts them,
+and answers C{stats} with the counts; it keeps no items and parses nothing
+else.  Its replies go straight to the socket, as myproto's do.  So its CPU
+per request is what the reactor, the system calls and the interpreter's
+call into C{dataReceived} cost before any cache work: the least myproto
+could spend on this machine under this interpreter.
+
+The three servers run one after another, round after round, pinned to the
+same core as in C{run.py}, each under the same memcaslap load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+VALUE = b"x" * 100
+
+
+def serve(port: int) -> None:
+    """
+    Run the floor server on 127.0.0.1:C{port} until stopped.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory, Protocol
+
+    counts = {"cmd_get": 0, "cmd_set": 0}
+
+    class Floor(Protocol):
+        def connectionMade(self) -> None:
+            self.transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
+            self.socket = self.transport.getHandle()  # type: ignore[attr-defined]
+            self.buffer = b""
+            self.skip = 0
+
+        def dataReceived(self, data: bytes) -> None:
+            data = self.buffer + data
+            replies = []
+            position = 0
+            while True:
+                if self.skip:
+                    taken = min(self.skip, len(data) - position)
+                    position += taken
+                    self.skip -= taken
+                    if self.skip:
+                        break
+                newline = data.find(b"\n", position)
+                if newline < 0:
+                    break
+                line = data[position:newline]
+                position = newline + 1
+                if line.startswith(b"get "):
+                    counts["cmd_get"] += 1
+                    replies.append(b"VALUE %s 0 100\r\n%s\r\nEND\r\n" % (line[4:].strip(), VALUE))
+                elif line.startswith(b"set "):
+                    counts["cmd_set"] += 1
+                    self.skip = int(line.split()[4]) + 2
+                    replies.append(b"STORED\r\n")
+                elif line.startswith(b"stats"):
+                    replies.append(
+                        b"".join(b"STAT %s %d\r\n" % (name.encode(), value) for name, value in counts.items())
+                        + b"STAT curr_connections 0\r\nEND\r\n"
+                    )
+            self.buffer = data[position:]
+            if replies:
+                reply = b"".join(replies)
+                sent = self.socket.send(reply)
+                if sent < len(reply):
+                    self.transport.write(reply[sent:])
+
+    serverFromString(reactor, "tcp:{}:interface=127.0.0.1:backlog=1024".format(port)).listen(
+        Factory.forProtocol(Floor)
+    )
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds of load per run")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for myproto and the floor server")
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import FULL, Bench, chooseCores, raiseFileLimit
+    from servers import Memcached, Myproto, Server
+
+    class FloorServer(Server):
+        name = "floor"
+
+        def command(self) -> list[str]:
+            return [args.python, str(Path(__file__).resolve()), "--serve", str(self.port)]
+
+    serverCore, loadCore = chooseCores()
+    if loadCore is not None:
+        os.sched_setaffinity(0, {loadCore})
+    raiseFileLimit()
+    with tempfile.TemporaryDirectory(prefix="myproto-floor-") as temp:
+        workdir = Path(temp)
+        bench = Bench(FULL, workdir, args.python, serverCore, loadCore)
+        servers: list[Server] = [
+            Memcached(workdir, serverCore),
+            Myproto(workdir, serverCore, python=args.python),
+            FloorServer(workdir, serverCore),
+        ]
+        config = bench.memaslapConfig("mix", 100, 0.1)
+        load = ["--concurrency=16"]
+        results: dict[str, list[tuple[float, float]]] = {server.name: [] for server in servers}
+        try:
+            for server in servers:
+                server.start()
+                bench.memaslap(server, config, 100, load, FULL.warmup)
+            for round in range(args.rounds):
+                for server in servers:
+                    run = bench.memaslap(server, config, 100, load, args.duration)
+                    results[server.name].append((run["throughput"], run["cpuPerOp"]))
+                    print(
+                        "round {} {:9} {:>9,.0f} ops/s {:6.1f} µs/op".format(
+                            round + 1, server.name, run["throughput"], run["cpuPerOp"]
+                        ),
+                        flush=True,
+                    )
+        finally:
+            for server in servers:
+                server.stop()
+    reference = statistics.median(throughput for throughput, _ in results["memcached"])
+    referenceCpu = statistics.median(cpu for _, cpu in results["memcached"])
+    print("\n| server | ops/s | ratio | CPU µs/op | CPU ratio |\n| --- | ---: | ---: | ---: | ---: |")
+    for name, runs in results.items():
+        throughput = statistics.median(value for value, _ in runs)
+        cpu = statistics.median(value for _, value in runs)
+        print(
+            "| {} | {:,.0f} | {:.2f}× | {:.1f} | {:.2f}× |".format(
+                name, throughput, throughput / reference, cpu, cpu / referenceCpu
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
