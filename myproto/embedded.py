@@ -51,6 +51,7 @@ from myproto.store import MemoryStore
 from myproto.tap import (
     DRAIN_NAME,
     ExitCleanlyOnSignals,
+    FreezeStartupObjects,
     Options,
     ReloadCertificatesOnSignal,
     makeService,
@@ -59,9 +60,10 @@ from myproto.tap import (
 # A port the system picks, on the loopback interface only.
 EPHEMERAL_LISTEN = "tcp:0:interface=127.0.0.1"
 
-# The parts of makeService's server that set signal handlers, which belong to
-# the program that embeds it.
-SIGNAL_SERVICES = (ExitCleanlyOnSignals, ReloadCertificatesOnSignal)
+# The parts of makeService's server that act on the whole process (signal
+# handlers, the garbage collector), which belong to the program that embeds
+# it.
+PROCESS_SERVICES = (ExitCleanlyOnSignals, ReloadCertificatesOnSignal, FreezeStartupObjects)
 
 
 def optionNames() -> frozenset[str]:
@@ -257,7 +259,7 @@ def serve(
     factory = service.getServiceNamed(DRAIN_NAME).factory
     endpoints = []
     for child in list(service):
-        if isinstance(child, SIGNAL_SERVICES):
+        if isinstance(child, PROCESS_SERVICES):
             child.disownServiceParent()
         elif isinstance(child, StreamServerEndpointService) and child.factory is factory:
             # The endpoint itself is kept: mtls: endpoints' certificates are

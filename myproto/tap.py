@@ -12,6 +12,7 @@ listening service per endpoint.
 
 from __future__ import annotations
 
+import gc
 import re
 import signal
 import threading
@@ -388,6 +389,37 @@ class DrainService(Service):
         return self.factory.drain(self.timeout)
 
 
+class FreezeStartupObjects(Service):
+    """
+    Once the reactor runs, collects garbage, then moves every object made
+    while starting (modules, Twisted, a restored snapshot) out of the sight
+    of the cyclic garbage collector with C{gc.freeze} (CPython has it; PyPy
+    does not need it).
+
+    Those objects live as long as the process, yet each full pass of the
+    collector walked them all again: about 50,000 with no snapshot, and
+    passes come often while connections pile up.  Measured with bench/
+    workload (e), 10,000 connections opened in a burst: 1.1 to 2.1 s and 25
+    microseconds of CPU per connection before, 0.13 s and 13 after.  Frozen
+    objects are still freed when their last reference goes; only cycles
+    among them are not.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        if IReactorCore.providedBy(self.reactor):
+            self.reactor.callWhenRunning(self._freeze)
+
+    def _freeze(self) -> None:
+        freeze = getattr(gc, "freeze", None)
+        if freeze is not None:
+            gc.collect()
+            freeze()
+
+
 class ExitCleanlyOnSignals(Service):
     """
     Makes SIGTERM (and memcached's graceful-shutdown signal, SIGUSR1) stop
@@ -504,6 +536,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
         snapshots.setName(SNAPSHOT_NAME)
         snapshots.setServiceParent(top)
     ExitCleanlyOnSignals(reactor).setServiceParent(top)
+    FreezeStartupObjects(reactor).setServiceParent(top)
     drainer = DrainService(factory, settings.drainTimeout)
     drainer.setName(DRAIN_NAME)
     drainer.setServiceParent(top)

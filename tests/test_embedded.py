@@ -21,7 +21,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from myproto.config import MEGABYTE
-from myproto.embedded import SIGNAL_SERVICES, EmbeddedServer, optionNames, serve
+from myproto.embedded import PROCESS_SERVICES, EmbeddedServer, optionNames, serve
 from myproto.tap import Options
 from myproto.tls import selfSignedCertificate
 from tests.readme import childEnvironment, readmeExample
@@ -149,11 +149,12 @@ class ServeTests(SynchronousTestCase):
 
     def test_noSignalHandling(self) -> None:
         """
-        The host program keeps its signal handlers: the service that makes
-        SIGTERM stop the reactor is left out.
+        The host program keeps its signal handlers and its garbage
+        collector: the service that makes SIGTERM stop the reactor, and the
+        one that freezes the objects made at startup, are left out.
         """
         server = self.serve()
-        self.assertFalse([child for child in server.service if isinstance(child, SIGNAL_SERVICES)])
+        self.assertFalse([child for child in server.service if isinstance(child, PROCESS_SERVICES)])
 
     def test_noSignalHandlingWithMutualTLS(self) -> None:
         """
@@ -166,7 +167,7 @@ class ServeTests(SynchronousTestCase):
             *(quoteStringArgument(path.path) for path in (keyFile, certFile, certFile))
         )
         server = self.serve(description)
-        self.assertFalse([child for child in server.service if isinstance(child, SIGNAL_SERVICES)])
+        self.assertFalse([child for child in server.service if isinstance(child, PROCESS_SERVICES)])
         [(port, factory, backlog, interface)] = self.reactor.tcpServers
         self.assertIs(getattr(factory, "wrappedFactory", None), server.factory)
         self.assertEqual(server.client.stats().get("ssl_handshake_errors"), "0")

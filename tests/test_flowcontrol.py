@@ -22,7 +22,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from myproto.config import ServerSettings
-from myproto.protocol import REPLY_BATCH_LIMIT, CacheServerFactory, CacheServerProtocol
+from myproto.protocol import (
+    ACCEPTS_PER_TURN,
+    REPLY_BATCH_LIMIT,
+    CacheServerFactory,
+    CacheServerProtocol,
+)
 from myproto.store import MemoryStore
 from tests.helpers import FillingTransport
 
@@ -428,3 +433,34 @@ class WriteThroughTests(SynchronousTestCase):
         wrapper.makeConnection(StringTransport())
         wrapper.wrappedProtocol.dataReceived(b"version\r\n")
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class AcceptInTurnsTests(SynchronousTestCase):
+    """
+    A listening TCP port accepts at most L{ACCEPTS_PER_TURN} connections in
+    one reactor turn, so that a burst of connects cannot hold up clients
+    already connected for long.
+    """
+
+    def test_burstIsAcceptedInTurns(self) -> None:
+        """
+        Twisted's first batch is its own (100); after that each turn takes
+        at most L{ACCEPTS_PER_TURN}, where Twisted would take 120.
+        """
+        reactor = MemoryReactorClock()
+        factory = CacheServerFactory(
+            MemoryStore(reactor), reactor, ServerSettings(connectionLimit=1000)
+        )
+        port = tcp.Port(0, factory, backlog=512, interface="127.0.0.1", reactor=reactor)
+        port.startListening()
+        self.addCleanup(port.connectionLost, None)
+        address = port.getHost()
+        clients = [socket.create_connection((address.host, address.port)) for _ in range(300)]
+        for client in clients:
+            self.addCleanup(client.close)
+        port.doRead()
+        self.assertEqual(len(factory.connections), 100)
+        port.doRead()
+        self.assertEqual(len(factory.connections), 100 + ACCEPTS_PER_TURN)
+        for connection in list(factory.connections):
+            self.addCleanup(connection.transport.connectionLost, Failure(ConnectionDone()))

@@ -5,6 +5,7 @@ L{makeService} builds, and the plugin that makes C{twistd} find them.
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Any, cast
 
@@ -630,6 +631,27 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         _, [listener] = childrenOf(top)
         self.assertFalse(listener.running)
+
+    def test_freezesStartupObjectsOnceRunning(self) -> None:
+        """
+        Once the reactor runs, garbage is collected and then everything
+        made while starting is frozen out of the collector's passes; not
+        before.
+        """
+        calls: list[str] = []
+        self.patch(gc, "collect", lambda: calls.append("collect"))
+        self.patch(gc, "freeze", lambda: calls.append("freeze"))
+        self.start(parse())
+        self.assertEqual(calls, [])
+        # Only this service's hook: the others would install signal
+        # handlers in the test process.
+        [freeze] = [
+            hook
+            for hook, _, _ in self.reactor.whenRunningHooks
+            if isinstance(getattr(hook, "__self__", None), tap.FreezeStartupObjects)
+        ]
+        freeze()
+        self.assertEqual(calls, ["collect", "freeze"])
 
     def test_plainMapping(self) -> None:
         """
