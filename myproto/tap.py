@@ -389,7 +389,29 @@ class DrainService(Service):
         return self.factory.drain(self.timeout)
 
 
-class FreezeStartupObjects(Service):
+class AtReactorStart(Service):
+    """
+    A service whose work waits until the reactor runs (done at once if it
+    already does): signal handlers, for one, must replace those the reactor
+    installs as it starts.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        if IReactorCore.providedBy(self.reactor):
+            self.reactor.callWhenRunning(self.reactorRunning)
+
+    def reactorRunning(self) -> None:
+        """
+        The reactor runs: do the work.
+        """
+        raise NotImplementedError()
+
+
+class FreezeStartupObjects(AtReactorStart):
     """
     Once the reactor runs, collects garbage, then moves every object made
     while starting (modules, Twisted, a restored snapshot) out of the sight
@@ -405,22 +427,14 @@ class FreezeStartupObjects(Service):
     among them are not.
     """
 
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def startService(self) -> None:
-        super().startService()
-        if IReactorCore.providedBy(self.reactor):
-            self.reactor.callWhenRunning(self._freeze)
-
-    def _freeze(self) -> None:
+    def reactorRunning(self) -> None:
         freeze = getattr(gc, "freeze", None)
         if freeze is not None:
             gc.collect()
             freeze()
 
 
-class ExitCleanlyOnSignals(Service):
+class ExitCleanlyOnSignals(AtReactorStart):
     """
     Makes SIGTERM (and memcached's graceful-shutdown signal, SIGUSR1) stop
     the server the graceful way and exit with status 0, as memcached does.
@@ -433,15 +447,7 @@ class ExitCleanlyOnSignals(Service):
 
     signals = (signal.SIGTERM, signal.SIGUSR1)
 
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def startService(self) -> None:
-        super().startService()
-        if IReactorCore.providedBy(self.reactor):
-            self.reactor.callWhenRunning(self._install)
-
-    def _install(self) -> None:
+    def reactorRunning(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for number in self.signals:
@@ -451,7 +457,7 @@ class ExitCleanlyOnSignals(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
-class ReloadCertificatesOnSignal(Service):
+class ReloadCertificatesOnSignal(AtReactorStart):
     """
     Makes SIGHUP reload the certificates of the C{mtls:} endpoints, as the
     C{refresh_certs} command does.
@@ -465,14 +471,9 @@ class ReloadCertificatesOnSignal(Service):
     signalNumber = signal.SIGHUP
 
     def __init__(self, reactor: Any, reload: Callable[[], str | None]) -> None:
-        self.reactor = reactor
+        super().__init__(reactor)
         self.reload = reload
         self._previous: Any = None
-
-    def startService(self) -> None:
-        super().startService()
-        if IReactorCore.providedBy(self.reactor):
-            self.reactor.callWhenRunning(self._install)
 
     def stopService(self) -> None:
         super().stopService()
@@ -480,7 +481,7 @@ class ReloadCertificatesOnSignal(Service):
             signal.signal(self.signalNumber, self._previous)
             self._previous = None
 
-    def _install(self) -> None:
+    def reactorRunning(self) -> None:
         if not self.running or self._previous is not None:
             return
         if threading.current_thread() is not threading.main_thread():
