@@ -415,8 +415,8 @@ class FreezeStartupObjects(AtReactorStart):
     """
     Once the reactor runs, collects garbage, then moves every object made
     while starting (modules, Twisted, a restored snapshot) out of the sight
-    of the cyclic garbage collector with C{gc.freeze} (CPython has it; PyPy
-    does not need it).
+    of the cyclic garbage collector with C{gc.freeze} (on CPython; PyPy's
+    collector has no such call).
 
     Those objects live as long as the process, yet each full pass of the
     collector walked them all again: about 50,000 with no snapshot, and
