@@ -203,7 +203,7 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
         if len(key) > wire.KEY_MAX_LENGTH:
             # memcached has served the keys before this one, counters and
             # all, but sends only the error.
-            cache.replyWindow += 1
+            cache.newReplyWindow()
             raise ClientError(wire.BAD_FORMAT)
         item = items.get(key)
         if prefixStats is not None:
@@ -220,9 +220,8 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
             lines.append(wire.VALUE_HEADER % (key, item.flags, len(value)))
         lines.append(value)
     lines.append(wire.END)
-    # memcached writes its replies after a get (unlike after mg); see
-    # Cache.newReplyWindow.
-    cache.replyWindow += 1
+    # memcached writes its replies after a get (unlike after mg).
+    cache.newReplyWindow()
     return lines
 
 

@@ -404,7 +404,7 @@ def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageReques
             raise UnknownCommand()
     elif count != 6 and count != 7:
         raise UnknownCommand()
-    noreply = tokens[count - 2] == NOREPLY
+    noreply = _noreply(tokens, count)
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
