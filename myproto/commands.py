@@ -192,10 +192,14 @@ def authenticate(request: wire.AuthenticationRequest, payload: bytes, cache: Cac
 
 
 def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
-    if request.touchExptime is not None:
-        return _retrieveAndTouch(request, request.touchExptime, cache)
+    """
+    C{get}/C{gets}, and C{gat}/C{gats}, which give each item found a new
+    expiry time and count as touches.
+    """
     items = cache.store
     stats = cache.stats
+    touching = request.touchExptime is not None
+    expires = cache.expiry(request.touchExptime) if request.touchExptime is not None else 0.0
     prefixStats = cache.prefixStats if cache.prefixStats.enabled else None
     withCas = request.withCas
     lines: Lines = []
@@ -208,11 +212,19 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
         item = items.get(key)
         if prefixStats is not None:
             prefixStats.recordGet(key, item is not None)
-        stats.cmdGet += 1
-        if item is None:
-            stats.getMisses += 1
-            continue
-        stats.getHits += 1
+        if touching:
+            stats.cmdTouch += 1
+            if item is None:
+                stats.touchMisses += 1
+                continue
+            stats.touchHits += 1
+            items.touch(item, expires)
+        else:
+            stats.cmdGet += 1
+            if item is None:
+                stats.getMisses += 1
+                continue
+            stats.getHits += 1
         value = item.value
         if withCas:
             lines.append(wire.VALUE_HEADER_WITH_CAS % (key, item.flags, len(value), item.cas))
@@ -221,37 +233,6 @@ def retrieve(request: wire.RetrievalRequest, cache: Cache) -> Lines:
         lines.append(value)
     lines.append(wire.END)
     # memcached writes its replies after a get (unlike after mg).
-    cache.newReplyWindow()
-    return lines
-
-
-def _retrieveAndTouch(request: wire.RetrievalRequest, exptime: int, cache: Cache) -> Lines:
-    """
-    C{gat}/C{gats}: L{retrieve}, giving each item found a new expiry time.
-    """
-    items = cache.store
-    stats = cache.stats
-    expires = cache.expiry(exptime)
-    lines: Lines = []
-    for key in request.keys:
-        if len(key) > wire.KEY_MAX_LENGTH:
-            cache.newReplyWindow()
-            raise ClientError(wire.BAD_FORMAT)
-        item = items.get(key)
-        if cache.prefixStats.enabled:
-            cache.prefixStats.recordGet(key, item is not None)
-        stats.cmdTouch += 1
-        if item is None:
-            stats.touchMisses += 1
-            continue
-        stats.touchHits += 1
-        items.touch(item, expires)
-        if request.withCas:
-            lines.append(wire.VALUE_HEADER_WITH_CAS % (key, item.flags, len(item.value), item.cas))
-        else:
-            lines.append(wire.VALUE_HEADER % (key, item.flags, len(item.value)))
-        lines.append(item.value)
-    lines.append(wire.END)
     cache.newReplyWindow()
     return lines
 
