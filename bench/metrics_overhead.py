@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 
-from myproto import metrics, wire
+from myproto import metrics
+from myproto.wire import classic
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 
@@ -121,7 +122,7 @@ def main() -> None:
             % (name, off, on, on - off, (on - off) / off * 100)
         )
     timings = metrics.CommandTimings()
-    request = wire.VersionRequest()
+    request = classic.VersionRequest()
 
     def nothing(request: Any, cache: Any) -> list[bytes]:
         return []

@@ -15,12 +15,9 @@ import itertools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-
-if TYPE_CHECKING:
-    from myproto.commands import Cache
 
 # Twisted's defaults for what a description leaves out.
 DEFAULT_BACKLOG = 50
@@ -82,40 +79,6 @@ def describeAddress(address: object) -> str:
         text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         return "unix:" + text
     return "?:<AF 0>"
-
-
-def connectionStats(cache: Cache) -> list[tuple[str, object]]:
-    """
-    C{stats conns}: one group of lines per open client connection, ordered
-    by descriptor: C{addr}, C{listen_addr}, C{state}, C{secs_since_last_cmd},
-    and, beyond memcached, C{tls_subject} for a client that presented a
-    certificate.  Listening sockets are not listed.
-
-    @param cache: the cache whose C{connections} are described.
-    @return: C{(name, value)} pairs.
-    """
-    now = cache.store.now()
-    numbered = sorted((connectionNumber(c), id(c), c) for c in list(cache.connections))
-    pairs: list[tuple[str, object]] = []
-    for number, _, connection in numbered:
-        transport = connection.transport
-        if connection is cache.currentConnection:
-            idle = 0
-        else:
-            last = connection.lastCommandAt
-            idle = int(now - (last if last is not None else connection.connectedAt))
-        prefix = "%d:" % (number,)
-        pairs += [
-            (prefix + "addr", describeAddress(transport.getPeer())),
-            (prefix + "listen_addr", describeAddress(transport.getHost())),
-            (prefix + "state", connection.stateName()),
-            (prefix + "secs_since_last_cmd", max(idle, 0)),
-        ]
-        tlsSubject = getattr(connection, "tlsSubject", None)
-        subject = tlsSubject() if tlsSubject is not None else None
-        if subject:
-            pairs.append((prefix + "tls_subject", subject))
-    return pairs
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerE
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from myproto.commands import Cache
+from myproto.cache import Cache
 from myproto.config import ServerSettings
 from myproto.local import LocalClient
 from myproto.protocol import CacheServerFactory

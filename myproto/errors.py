@@ -5,7 +5,7 @@ sends for it, and knows whether the client asked not to hear about it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 
 class ProtocolError(Exception):
@@ -66,9 +66,11 @@ class CloseConnection(Exception):
 
 class Stream(Protocol):
     """
-    What a connection is handed over to (see L{HandOver}).
+    What a connection is handed over to (see L{HandOver}): a L{Dump} or a
+    L{Subscription}.
 
-    @ivar endless: whether it never gives the connection back.
+    @ivar endless: whether it never gives the connection back (a
+        L{Subscription}).
     @ivar pipelineError: the reply line when other replies are still pending,
         which memcached refuses.
     """
@@ -76,14 +78,50 @@ class Stream(Protocol):
     endless: bool
     pipelineError: bytes
 
-    def start(self, transport: Any, clock: Any, done: Callable[[], None]) -> None:
+    def close(self) -> None:
         """
-        Take over the connection's transport; call C{done} to give it back.
+        It is finished, or the connection has gone.
         """
 
-    def stop(self) -> None:
+
+class Dump(Stream, Protocol):
+    """
+    A finite stream (C{lru_crawler metadump}): an iterator of byte strings
+    to write in turn, after which the connection reads commands again.
+    """
+
+    def start(self) -> None:
         """
-        The connection has gone.
+        The connection is handed over.
+        """
+
+    def __next__(self) -> bytes:
+        """
+        @return: the next bytes to write.
+        @raise StopIteration: when all is written.
+        """
+
+
+class Subscription(Stream, Protocol):
+    """
+    An endless stream (C{watch}): it writes when it has something to say.
+    """
+
+    def start(self, write: Callable[[bytes], object]) -> None:
+        """
+        The connection is handed over.
+
+        @param write: sends bytes to the client.
+        """
+
+    def pause(self) -> None:
+        """
+        The connection's buffer is full.
+        """
+
+    def resume(self) -> None:
+        """
+        The connection's buffer has drained.
         """
 
 

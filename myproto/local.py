@@ -3,8 +3,8 @@ The cache a server serves, read and written from inside the same process.
 
 L{LocalClient} gives a Twisted program that runs a myproto server (see
 L{myproto.embedded}) typed methods named after the protocol's commands.
-Each builds the request a network client's command line would parse into and
-hands it to L{myproto.commands}, the code that answers clients, so the
+Each calls the same function of L{myproto.commands} that carries out the
+command for network clients and reads the L{Outcome} it returns, so the
 results, the limits and the C{stats} counters are the ones clients see; there
 is just no socket, no parsing and no waiting.
 
@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from myproto import commands, wire
-from myproto.commands import Cache
+from myproto.cache import Cache
+from myproto.commands import admin, arithmetic, items, retrieval, storage
+from myproto.wire.classic import KEY_MAX_LENGTH
+from myproto.wire.replies import NOT_FOUND, STORED, Outcome
 
 Data = Union[bytes, str]
 
@@ -58,8 +60,8 @@ def encodeKey(key: Data) -> bytes:
         whitespace or control characters (a client could not send it).
     """
     raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
-    if not raw or len(raw) > wire.KEY_MAX_LENGTH:
-        raise ValueError("A key is 1 to {} bytes, not {}".format(wire.KEY_MAX_LENGTH, len(raw)))
+    if not raw or len(raw) > KEY_MAX_LENGTH:
+        raise ValueError("A key is 1 to {} bytes, not {}".format(KEY_MAX_LENGTH, len(raw)))
     if any(byte <= 0x20 or byte == 0x7F for byte in raw):
         raise ValueError("A key cannot contain whitespace or control characters: {!r}".format(raw))
     return raw
@@ -122,19 +124,13 @@ class LocalClient:
         return self._retrieve([key], withCas=True).get(encodeKey(key))
 
     def _retrieve(self, keys: Iterable[Data], withCas: bool) -> dict[bytes, CachedValue]:
-        request = wire.RetrievalRequest(
-            keys=tuple(encodeKey(key) for key in keys), withCas=withCas, touchExptime=None
-        )
-        if not request.keys:
+        encoded = tuple(encodeKey(key) for key in keys)
+        if not encoded:
             return {}
-        lines = commands.execute(request, self._cache)
-        found: dict[bytes, CachedValue] = {}
-        # VALUE <key> <flags> <bytes> [<cas>], then the data, in pairs; END.
-        for header, value in zip(lines[0:-1:2], lines[1:-1:2]):
-            fields = header.split(b" ")
-            cas = int(fields[4]) if withCas else 0
-            found[fields[1]] = CachedValue(value, int(fields[2]), cas)
-        return found
+        return {
+            key: CachedValue(item.value, item.flags, item.cas if withCas else 0)
+            for key, item in retrieval.retrieveItems(self._cache, encoded)
+        }
 
     # Storage
 
@@ -146,7 +142,7 @@ class LocalClient:
         @raise myproto.errors.ServerError: if the item is larger than the
             item size limit; as in memcached, the old item is then removed.
         """
-        return self._store(b"set", key, value, expire, flags) == wire.STORED
+        return self._store(storage.SET, key, value, expire, flags) is STORED
 
     def add(self, key: Data, value: Data, expire: int = 0, flags: int = 0) -> bool:
         """
@@ -154,7 +150,7 @@ class LocalClient:
 
         @return: whether it was stored.
         """
-        return self._store(b"add", key, value, expire, flags) == wire.STORED
+        return self._store(storage.ADD, key, value, expire, flags) is STORED
 
     def replace(self, key: Data, value: Data, expire: int = 0, flags: int = 0) -> bool:
         """
@@ -162,7 +158,7 @@ class LocalClient:
 
         @return: whether it was stored.
         """
-        return self._store(b"replace", key, value, expire, flags) == wire.STORED
+        return self._store(storage.REPLACE, key, value, expire, flags) is STORED
 
     def append(self, key: Data, value: Data) -> bool:
         """
@@ -171,7 +167,7 @@ class LocalClient:
 
         @return: whether there was an item to append to (and the result fit).
         """
-        return self._store(b"append", key, value, 0, 0) == wire.STORED
+        return self._store(storage.APPEND, key, value, 0, 0) is STORED
 
     def prepend(self, key: Data, value: Data) -> bool:
         """
@@ -180,7 +176,7 @@ class LocalClient:
 
         @return: whether there was an item to prepend to (and the result fit).
         """
-        return self._store(b"prepend", key, value, 0, 0) == wire.STORED
+        return self._store(storage.PREPEND, key, value, 0, 0) is STORED
 
     def cas(self, key: Data, value: Data, cas: int, expire: int = 0, flags: int = 0) -> bool | None:
         """
@@ -190,26 +186,26 @@ class LocalClient:
         @return: L{True} if stored, L{False} if the item has changed since
             (C{EXISTS}), L{None} if there is no live item (C{NOT_FOUND}).
         """
-        reply = self._store(b"cas", key, value, expire, flags, _checkRange("cas", cas, 0, _UINT64 - 1))
-        if reply == wire.NOT_FOUND:
+        outcome = self._store(
+            storage.CAS, key, value, expire, flags, _checkRange("cas", cas, 0, _UINT64 - 1)
+        )
+        if outcome is NOT_FOUND:
             return None
-        return reply == wire.STORED
+        return outcome is STORED
 
     def _store(
-        self, verb: bytes, key: Data, value: Data, expire: int, flags: int, cas: int = 0
-    ) -> bytes:
+        self, mode: bytes, key: Data, value: Data, expire: int, flags: int, cas: int = 0
+    ) -> Outcome:
         data = _encodeValue(value)
-        request = wire.StorageRequest(
-            verb=verb,
-            key=encodeKey(key),
-            flags=_checkRange("flags", flags, 0, _UINT32 - 1),
-            exptime=_checkRange("expire", expire, _INT32_MIN, _INT32_MAX),
-            size=len(data),
-            cas=cas,
-            noreply=False,
-        )
-        commands.admit(request, self._cache)
-        return commands.complete(request, data, self._cache)[0]
+        raw = encodeKey(key)
+        flags = _checkRange("flags", flags, 0, _UINT32 - 1)
+        cache = self._cache
+        if cache.prefixStats.enabled:
+            cache.prefixStats.recordSet(raw)
+        storage.admitItem(cache, raw, len(data), flags, mode, mode == storage.SET)
+        expires = cache.expiry(_checkRange("expire", expire, _INT32_MIN, _INT32_MAX))
+        outcome, _ = storage.storeItem(cache, mode, raw, data, flags, expires, cas)
+        return outcome
 
     # Other item commands
 
@@ -219,9 +215,10 @@ class LocalClient:
 
         @return: whether there was one.
         """
-        request = wire.DeleteRequest(key=encodeKey(key), noreply=False)
-        reply = commands.execute(request, self._cache)
-        return reply[0] == wire.DELETED
+        raw = encodeKey(key)
+        if self._cache.prefixStats.enabled:
+            self._cache.prefixStats.recordDelete(raw)
+        return items.deleteItem(self._cache, raw) is not NOT_FOUND
 
     def incr(self, key: Data, delta: int = 1) -> int | None:
         """
@@ -244,16 +241,13 @@ class LocalClient:
         return self._arithmetic(key, delta, False)
 
     def _arithmetic(self, key: Data, delta: int, increment: bool) -> int | None:
-        request = wire.ArithmeticRequest(
-            key=encodeKey(key),
-            delta=_checkRange("delta", delta, 0, _UINT64 - 1),
-            increment=increment,
-            noreply=False,
-        )
-        reply = commands.execute(request, self._cache)[0]
-        if reply == wire.NOT_FOUND:
+        raw = encodeKey(key)
+        delta = _checkRange("delta", delta, 0, _UINT64 - 1)
+        outcome, _, digits = arithmetic.addDelta(self._cache, raw, increment, delta)
+        if outcome is NOT_FOUND:
+            arithmetic.countMiss(self._cache, increment)
             return None
-        return int(reply)
+        return int(digits)
 
     def touch(self, key: Data, expire: int) -> bool:
         """
@@ -261,21 +255,14 @@ class LocalClient:
 
         @return: whether there was one.
         """
-        request = wire.TouchRequest(
-            key=encodeKey(key),
-            exptime=_checkRange("expire", expire, _INT32_MIN, _INT32_MAX),
-            noreply=False,
-        )
-        return commands.execute(request, self._cache)[0] == wire.TOUCHED
+        expires = self._cache.expiry(_checkRange("expire", expire, _INT32_MIN, _INT32_MAX))
+        return retrieval.touchItem(self._cache, encodeKey(key), expires) is not None
 
     def flushAll(self, delay: int = 0) -> None:
         """
         C{flush_all}: invalidate every item, now or after C{delay} seconds.
         """
-        request = wire.FlushRequest(
-            exptime=_checkRange("delay", delay, _INT32_MIN, _INT32_MAX), noreply=False
-        )
-        commands.execute(request, self._cache)
+        items.flush(self._cache, _checkRange("delay", delay, _INT32_MIN, _INT32_MAX))
 
     def stats(self) -> dict[str, str]:
         """
@@ -283,6 +270,4 @@ class LocalClient:
 
         @return: each statistic's value, as text, by name.
         """
-        lines = commands.execute(wire.StatsRequest(arguments=()), self._cache)
-        pairs = (line.split(b" ", 2)[1:] for line in lines if line.startswith(wire.STAT))
-        return {name.decode("ascii"): value.decode("ascii") for name, value in pairs}
+        return {name: str(value) for name, value in admin.generalStats(self._cache)}

@@ -12,7 +12,7 @@ to its reply lines, without the network or the parsing.
 
 The timing costs one pair of L{time.perf_counter} calls and a bucket
 increment per command, and only when the endpoint is configured; without
-it, one attribute check (L{myproto.commands.Cache.timings}).
+it, one attribute check (L{myproto.cache.Cache.timings}).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
@@ -28,10 +28,9 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from myproto import commands, meta, wire
-
-if TYPE_CHECKING:
-    from myproto.commands import Cache, Lines
+from myproto.cache import Cache, Lines
+from myproto.commands.admin import generalStats, settingsStats
+from myproto.wire import classic, meta
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = b"metrics"
@@ -60,17 +59,18 @@ BUCKETS = (
 
 # The histogram's label for each request type whose verb is fixed.
 _FIXED_LABELS: dict[type, str] = {
-    wire.DeleteRequest: "delete",
-    wire.TouchRequest: "touch",
-    wire.FlushRequest: "flush_all",
-    wire.VersionRequest: "version",
-    wire.VerbosityRequest: "verbosity",
-    wire.StatsRequest: "stats",
-    wire.NoOpRequest: "mn",
-    wire.MemoryLimitRequest: "cache_memlimit",
-    wire.AuthenticationRequest: "auth",
-    wire.WatchRequest: "watch",
-    wire.LruCrawlerRequest: "lru_crawler",
+    classic.DeleteRequest: "delete",
+    classic.TouchRequest: "touch",
+    classic.FlushRequest: "flush_all",
+    classic.VersionRequest: "version",
+    classic.VerbosityRequest: "verbosity",
+    classic.StatsRequest: "stats",
+    classic.NoOpRequest: "mn",
+    classic.MemoryLimitRequest: "cache_memlimit",
+    classic.AuthenticationRequest: "auth",
+    classic.WatchRequest: "watch",
+    classic.LruCrawlerRequest: "lru_crawler",
+    classic.SlabsAutomoveRequest: "slabs",
     meta.MetaGetRequest: "mg",
     meta.MetaSetRequest: "ms",
     meta.MetaDeleteRequest: "md",
@@ -81,9 +81,9 @@ _FIXED_LABELS: dict[type, str] = {
 
 # For the request types that several verbs share: what tells them apart.
 _VERBS: dict[type, Callable[[Any], object]] = {
-    wire.StorageRequest: lambda request: request.verb,
-    wire.RetrievalRequest: lambda request: (request.withCas, request.touchExptime is None),
-    wire.ArithmeticRequest: lambda request: request.increment,
+    classic.StorageRequest: lambda request: request.verb,
+    classic.RetrievalRequest: lambda request: (request.withCas, request.touchExptime is None),
+    classic.ArithmeticRequest: lambda request: request.increment,
 }
 
 
@@ -94,12 +94,12 @@ def commandLabel(request: object) -> str:
     label = _FIXED_LABELS.get(type(request))
     if label is not None:
         return label
-    if isinstance(request, wire.StorageRequest):
+    if isinstance(request, classic.StorageRequest):
         return request.verb.decode("ascii")
-    if isinstance(request, wire.RetrievalRequest):
+    if isinstance(request, classic.RetrievalRequest):
         verb = "get" if request.touchExptime is None else "gat"
         return verb + "s" if request.withCas else verb
-    if isinstance(request, wire.ArithmeticRequest):
+    if isinstance(request, classic.ArithmeticRequest):
         return "incr" if request.increment else "decr"
     return type(request).__name__.removesuffix("Request").lower()
 
@@ -341,8 +341,8 @@ def render(cache: Cache) -> str:
     @param cache: the cache served.
     @return: the exposition, ending in a newline.
     """
-    stats = dict(commands.generalStats(cache))
-    settings = dict(commands.settingsStats(cache))
+    stats = dict(generalStats(cache))
+    settings = dict(settingsStats(cache))
     lines: list[str] = []
 
     def simple(table: Iterable[tuple[str, str, str, str]]) -> None:

@@ -1,15 +1,20 @@
 """
-The connection: framing bytes into command lines and data blocks, sending
-replies, and the factory that ties connections to one cache.
+The Twisted adapter: a L{ServerConnection} on a transport, and the factory
+that ties connections to one cache.
+
+The protocol core (framing, dispatch, reply windows, the authentication
+gate) is L{myproto.connection}, which does no I/O.  This module owns what a
+transport needs: writing replies and queueing what the client does not read
+yet, flow control, the two timers, the connection limit, the banner,
+handing the connection to a stream, draining, and logging.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from enum import Enum, auto
-from types import MethodType
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -18,27 +23,30 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ISSLTransport,
 )
-from twisted.internet import tcp
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from myproto import commands, wire
+from myproto._tuning import tuneTransport
+from myproto.cache import Cache
 from myproto.config import ServerSettings
-from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
+from myproto.connection import (
+    CLOSE,
+    CRLF,
+    DATA,
+    HANDOVER,
+    REPLY_BATCH,
+    SHUTDOWN,
+    SWALLOW,
+    ServerConnection,
+    Signal,
+)
+from myproto.conns import connectionNumber, describeAddress
+from myproto.errors import Dump, Stream, Subscription
 from myproto.store import MemoryStore
-
-CRLF = b"\r\n"
-INTERNAL_ERROR = b"SERVER_ERROR internal error"
-
-# Replies to a pipelined batch are written as soon as they pass this size, so
-# that a transport whose buffer is full can pause the connection before it
-# reads and answers more (see pauseProducing).
-REPLY_BATCH_LIMIT = 64 * 1024
+from myproto.wire import classic
 
 # The most reply bytes handed to the transport in one write (beyond a single
 # line, such as one large value).  A reply bigger than this, say a multi-get
@@ -47,53 +55,11 @@ REPLY_BATCH_LIMIT = 64 * 1024
 # the client reads; so a small request cannot make the server copy gigabytes.
 OUTPUT_CHUNK = 64 * 1024
 
-# memcached carries out at most this many commands of one read before it
-# writes its replies, then this many at a time (its reqs_per_event, 20, plus
-# the command it starts with); see Cache.newReplyWindow.
-FIRST_REPLY_WINDOW = 21
-REPLY_WINDOW = 20
-
-# The command table, looked up for every command line.
-_HANDLERS = commands.HANDLERS
-
-# The most connections a listening TCP port accepts in one reactor turn.
-# Twisted starts at 100 and adds 20 after each full batch, so in a burst of
-# thousands of connects one turn grows to accept hundreds, and clients
-# already connected wait for all of them.  Measured with bench/ workload
-# (e), 10,000 connects in a burst: the worst get from a connected client
-# took 13-14 ms with Twisted's batches, and 2.3-10.8 ms over ten rounds
-# with these (medians 4.9 and 7.1); the burst was accepted as fast.
-ACCEPTS_PER_TURN = 64
-
-
-class ReaderState(Enum):
-    """
-    What the next input bytes are.
-    """
-
-    COMMAND = auto()  # a command line
-    DATA = auto()  # a storage command's data block and its CRLF
-    SWALLOW = auto()  # a refused data block, to be discarded
-
-
-# Module-level names for the states: the request path compares against them
-# for every command, and a global is cheaper to reach than an Enum attribute.
-COMMAND = ReaderState.COMMAND
-DATA = ReaderState.DATA
-SWALLOW = ReaderState.SWALLOW
-
 
 @implementer(IPushProducer)
 class CacheServerProtocol(Protocol, TimeoutMixin):
     """
     One client connection speaking memcached's text protocol.
-
-    Framing is done here rather than with L{LineReceiver} for two reasons:
-    memcached's line rules (a bare LF ends a line; an unfinished line longer
-    than 2048 bytes closes the connection unless it is a multi-get) do not
-    fit C{MAX_LENGTH}; and pipelined input is scanned in place with an offset,
-    where C{LineReceiver} copies the rest of its buffer for every line, which
-    is quadratic in the number of commands in one read.
 
     Replies to everything in one read leave in a single C{write}, so a
     pipelined batch costs one system call.
@@ -120,14 +86,9 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self.factory = factory
         self._cache = factory.cache
         self._clock = factory.clock
-        self._state = COMMAND
-        self._buffer = b""
-        self._pending: wire.DataRequest | None = None
-        self._chunks: list[bytes] = []
-        self._remaining = 0
+        self._connection = ServerConnection(factory.cache, self)
         self._closing = False
         self._counted = False
-        self._windowRoom = FIRST_REPLY_WINDOW
         self._paused = False
         # Made when first needed: an empty deque takes 760 bytes, and most
         # connections never queue a reply.
@@ -137,15 +98,28 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._closeWhenIdle = False
         self.connectedAt = 0.0
         self.lastCommandAt: float | None = None
-        self._stream: Stream | None = None
-        self._authenticated = factory.settings.credentials is None
+        self._stream: _StreamProducer | None = None
         self._requestDeadline: IDelayedCall | None = None
+
+    @property
+    def connection(self) -> ServerConnection:
+        """
+        The connection's protocol state.
+        """
+        return self._connection
+
+    @property
+    def handedOver(self) -> bool:
+        """
+        Whether a stream (C{watch}, C{metadump}) writes on the connection.
+        """
+        return self._stream is not None
 
     def callLater(self, delay: float, function: Callable[..., Any], *args: Any) -> IDelayedCall:
         """
         Schedule timeouts on the factory's clock (L{TimeoutMixin} hook).
         """
-        return self.factory.clock.callLater(delay, function, *args)
+        return self._clock.callLater(delay, function, *args)
 
     def connectionMade(self) -> None:
         stats = self._cache.stats
@@ -156,17 +130,17 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 peer=self.transport.getPeer(),
                 limit=self._cache.settings.connectionLimit,
             )
-            self._send([wire.TOO_MANY_CONNECTIONS])
+            self._send([classic.TOO_MANY_CONNECTIONS])
             self._closing = True
             self.transport.loseConnection()
             return
         stats.currConnections += 1
         stats.totalConnections += 1
         self._counted = True
-        self.connectedAt = self.factory.clock.seconds()
+        self.connectedAt = self._clock.seconds()
         self.factory.connections.add(self)
         self._register()
-        _tuneTransport(self.transport)
+        tuneTransport(self.transport)
         self.setTimeout(self._cache.settings.idleTimeout or None)
         # Only at verbosity 2 (-vv), as in memcached: a burst of connections
         # must not become a burst of log events.
@@ -187,27 +161,11 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 self.log.info(
                     "Connection from {peer} closed after {seconds:.1f}s",
                     peer=self.transport.getPeer(),
-                    seconds=self.factory.clock.seconds() - self.connectedAt,
+                    seconds=self._clock.seconds() - self.connectedAt,
                 )
             self._cache.stats.currConnections -= 1
             self._counted = False
             self.factory.connectionClosed(self)
-        self._buffer = b""
-        self._chunks = []
-
-    def tlsSubject(self) -> str | None:
-        """
-        The subject of the certificate the client presented in its TLS
-        handshake, as an RFC 4514 string (e.g. C{"CN=client1,O=Example"}).
-
-        @return: the subject, or L{None} on a plain connection, before the
-            handshake, or when the client presented no certificate.
-        """
-        transport = ISSLTransport(self.transport, None)
-        certificate = transport.getPeerCertificate() if transport is not None else None
-        if certificate is None:
-            return None
-        return str(certificate.to_cryptography().subject.rfc4514_string())  # type: ignore[attr-defined]
 
     def finishAndClose(self) -> None:
         """
@@ -223,135 +181,134 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
                 # would hold the connection open.
                 self.transport.unregisterProducer()
                 self._hangUp()
-        elif not self._buffer and self._state is COMMAND:
+        elif not self._connection.unfinished:
             self._hangUp()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        if self._stream is not None:
-            # Handed over: a watcher's input is ignored, as memcached does;
-            # a dump's waits (its stream stopped reading, but a TLS
-            # transport may still hand over what it had decrypted).
-            if not self._stream.endless:
-                self._cache.stats.bytesRead += len(data)
-                self._buffer += data
-            return
-        self._cache.stats.bytesRead += len(data)
         self._process(data)
 
     def _process(self, data: bytes) -> None:
         """
-        Frame what has arrived into command lines and data blocks, carry
-        them out, and send the replies to all of them in one write.
+        Hand what has arrived to the connection, send the replies to all of
+        it in one write (or a batch at a time), and act on its signal.
         """
         cache = self._cache
+        connection = self._connection
         cache.currentConnection = self
+        lines = connection.commandLines
         replies: list[bytes] = []
         try:
-            buffer = self._buffer + data if self._buffer else data
-            self._buffer = b""
-            position = 0
-            length = len(buffer)
-            commandSeen = False
-            if self._state is COMMAND:
-                # memcached writes its replies whenever it runs out of whole
-                # lines (but not while it waits for the rest of a data block).
-                cache.newReplyWindow()
-            self._windowRoom = FIRST_REPLY_WINDOW
-            while position < length:
+            signal = connection.receiveData(data, replies)
+            while signal is REPLY_BATCH:
+                self._send(replies)
+                replies = []
                 if self._closing or self._paused or self._outbox:
                     break
-                if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
-                    self._send(replies)
-                    replies.clear()
-                    continue
-                state = self._state
-                if state is COMMAND:
-                    newline = buffer.find(b"\n", position)
-                    if newline < 0:
-                        break
-                    end = newline
-                    if end - position > 1 and buffer[end - 1] == 0x0D:
-                        end -= 1
-                    line = buffer[position:end]
-                    position = newline + 1
-                    if len(line) > wire.READ_BUFFER_SIZE and not _isRetrieval(line):
-                        # memcached could never hold this line whole.
-                        self._closing = True
-                        break
-                    commandSeen = True
-                    if self._authenticated:
-                        self._lineReceived(line, replies)
-                    else:
-                        self._authenticationLineReceived(line, replies)
-                    if self._state is COMMAND:
-                        self._windowRoom -= 1
-                        if not self._windowRoom:
-                            self._nextReplyWindow()
-                elif state is DATA:
-                    need = self._remaining
-                    available = length - position
-                    if available < need:
-                        self._chunks.append(buffer[position:] if position else buffer)
-                        self._remaining -= available
-                        position = length
-                        break
-                    if self._chunks and need < 2:
-                        # The block's CRLF straddles two reads.
-                        self._chunks.append(buffer[position : position + need])
-                        block = b"".join(self._chunks)
-                        self._chunks = []
-                        value = block[:-2]
-                        intact = block.endswith(CRLF)
-                    elif self._chunks:
-                        # Joined without the CRLF: a large value is copied once.
-                        self._chunks.append(buffer[position : position + need - 2])
-                        value = b"".join(self._chunks)
-                        self._chunks = []
-                        intact = buffer.startswith(CRLF, position + need - 2)
-                    else:
-                        value = buffer[position : position + need - 2]
-                        intact = buffer.startswith(CRLF, position + need - 2)
-                    position += need
-                    self._state = COMMAND
-                    self._dataReceived(value, intact, replies)
-                    self._commandDone()
-                else:
-                    taken = min(self._remaining, length - position)
-                    position += taken
-                    self._remaining -= taken
-                    if not self._remaining:
-                        self._state = COMMAND
-                        self._commandDone()
-            if commandSeen:
-                self.resetTimeout()
-                self.lastCommandAt = self._clock.seconds()
-            if position < length and not self._closing:
-                rest = buffer[position:]
-                # Paused, the rest may hold whole lines: they are read on
-                # resume, and only then is what is left an unfinished line.
-                if (
-                    self._state is COMMAND
-                    and not self._paused
-                    and _unfinishedLineTooLong(rest, self._authenticated)
-                ):
-                    self._closing = True
-                else:
-                    self._buffer = rest
+                signal = connection.continueReading(replies)
         finally:
-            if replies:
-                self._send(replies)
-            unfinished = self._buffer or self._state is not COMMAND
-            if self._closeWhenIdle and not unfinished:
-                self._closing = True
-            if self._closing:
-                self._hangUp()
-            elif unfinished:
-                self._startRequestDeadline()
-            elif self._requestDeadline is not None:
-                self._cancelRequestDeadline()
             cache.currentConnection = None
+        if replies:
+            self._send(replies)
+        if connection.commandLines != lines:
+            self.resetTimeout()
+            self.lastCommandAt = self._clock.seconds()
+        if signal is HANDOVER:
+            assert connection.stream is not None
+            self._handOver(connection.stream)
+            return
+        if signal is CLOSE:
+            self._closing = True
+        elif signal is SHUTDOWN:
+            self._closing = True
+            self.factory.requestShutdown(graceful=connection.shutdownGraceful)
+        unfinished = connection.unfinished
+        if self._closeWhenIdle and not unfinished:
+            self._closing = True
+        if self._closing:
+            self._hangUp()
+        elif unfinished:
+            self._startRequestDeadline()
+        elif self._requestDeadline is not None:
+            self._cancelRequestDeadline()
+
+    # ClientConnection, for stats conns and watch.
+
+    def connectionNumber(self) -> int:
+        """
+        @return: the socket's file descriptor, as memcached numbers it.
+        """
+        return connectionNumber(self)
+
+    def connectionReport(self, now: float, current: bool) -> list[tuple[str, object]]:
+        """
+        @return: this connection's C{stats conns} lines: C{addr},
+            C{listen_addr}, C{state}, C{secs_since_last_cmd}, and, beyond
+            memcached, C{tls_subject} for a client that presented a
+            certificate.
+        """
+        if current:
+            idle = 0
+        else:
+            last = self.lastCommandAt
+            idle = int(now - (last if last is not None else self.connectedAt))
+        report: list[tuple[str, object]] = [
+            ("addr", describeAddress(self.transport.getPeer())),
+            ("listen_addr", describeAddress(self.transport.getHost())),
+            ("state", self.stateName()),
+            ("secs_since_last_cmd", max(idle, 0)),
+        ]
+        subject = self.tlsSubject()
+        if subject:
+            report.append(("tls_subject", subject))
+        return report
+
+    def tlsSubject(self) -> str | None:
+        """
+        The subject of the certificate the client presented in its TLS
+        handshake, as an RFC 4514 string (e.g. C{"CN=client1,O=Example"}).
+
+        @return: the subject, or L{None} on a plain connection, before the
+            handshake, or when the client presented no certificate.
+        """
+        transport = ISSLTransport(self.transport, None)
+        certificate = transport.getPeerCertificate() if transport is not None else None
+        if certificate is None:
+            return None
+        return str(certificate.to_cryptography().subject.rfc4514_string())  # type: ignore[attr-defined]
+
+    def stateName(self) -> str:
+        """
+        @return: memcached's name for the connection's state, for C{stats
+            conns}.
+        """
+        if self._stream is not None:
+            return "conn_watch"
+        if self._closing:
+            return "conn_closing"
+        if self._cache.currentConnection is self:
+            return "conn_parse_cmd"
+        if self._paused:
+            return "conn_mwrite"
+        state = self._connection.state
+        if state is DATA:
+            return "conn_nread"
+        if state is SWALLOW:
+            return "conn_swallow"
+        if self.lastCommandAt is None and not self._connection.buffered:
+            return "conn_new_cmd"
+        return "conn_read"
+
+    # ConnectionObserver
+
+    def authenticationFailed(self, why: str) -> None:
+        self.log.warn(
+            "Authentication failed for {peer}: {why}", peer=self.transport.getPeer(), why=why
+        )
+
+    def internalError(self, doing: str) -> None:
+        self.log.failure("Unexpected error {doing}", doing=doing)
 
     # Flow control (IPushProducer).
 
@@ -377,7 +334,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         if self._hangUpWhenSent:
             self._hangUp()
             return
-        if self._buffer and not self._closing:
+        if self._connection.buffered and not self._closing:
             self._process(b"")
         if not self._paused and not self._outbox and not self._closing:
             self.transport.resumeProducing()
@@ -394,6 +351,29 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._cache.stats.idleKicks += 1
         self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
         self._abort()
+
+    def _startRequestDeadline(self) -> None:
+        timeout = self._cache.settings.requestTimeout
+        if timeout and self._requestDeadline is None and not self._paused:
+            self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
+
+    def _cancelRequestDeadline(self) -> None:
+        if self._requestDeadline is not None:
+            if self._requestDeadline.active():
+                self._requestDeadline.cancel()
+            self._requestDeadline = None
+
+    def _requestTimedOut(self) -> None:
+        self._requestDeadline = None
+        self._cache.stats.requestTimeouts += 1
+        self.log.info(
+            "Dropping {peer}: request unfinished after {timeout} seconds",
+            peer=self.transport.getPeer(),
+            timeout=self._cache.settings.requestTimeout,
+        )
+        self._abort()
+
+    # Closing.
 
     def _hangUp(self) -> None:
         """
@@ -432,26 +412,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self._registered = False
             self.transport.unregisterProducer()
 
-    def _startRequestDeadline(self) -> None:
-        timeout = self._cache.settings.requestTimeout
-        if timeout and self._requestDeadline is None and not self._paused:
-            self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
-
-    def _cancelRequestDeadline(self) -> None:
-        if self._requestDeadline is not None:
-            if self._requestDeadline.active():
-                self._requestDeadline.cancel()
-            self._requestDeadline = None
-
-    def _requestTimedOut(self) -> None:
-        self._requestDeadline = None
-        self._cache.stats.requestTimeouts += 1
-        self.log.info(
-            "Dropping {peer}: request unfinished after {timeout} seconds",
-            peer=self.transport.getPeer(),
-            timeout=self._cache.settings.requestTimeout,
-        )
-        self._abort()
+    # Writing.
 
     def _send(self, lines: list[bytes]) -> None:
         """
@@ -494,261 +455,142 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._cache.stats.bytesWritten += len(payload)
         self.transport.write(payload)
 
-    # Framing.
+    # Streams.
 
-    def _commandDone(self) -> None:
-        """
-        A command is finished; after memcached's count of them, its replies
-        would have been written (see L{commands.Cache.newReplyWindow}).
-        """
-        self._windowRoom -= 1
-        if not self._windowRoom:
-            self._nextReplyWindow()
-
-    def _nextReplyWindow(self) -> None:
-        self._cache.newReplyWindow()
-        self._windowRoom = REPLY_WINDOW
-
-    def _lineReceived(self, line: bytes, replies: list[bytes]) -> None:
-        request = None
-        try:
-            request = wire.parseRequest(line)
-            handler = _HANDLERS.get(type(request))
-            if handler is not None:
-                cache = self._cache
-                if cache.timings is None:
-                    lines = handler(request, cache)
-                else:
-                    lines = cache.timings.time(handler, request, cache)
-                if not request.noreply:
-                    replies += lines
-                return
-            if isinstance(request, wire.DATA_REQUESTS):
-                self._remaining = request.size + 2
-                try:
-                    replies.extend(commands.admit(request, self._cache))
-                except ProtocolError:
-                    self._state = SWALLOW
-                    raise
-                self._pending = request
-                self._state = DATA
-                return
-            if isinstance(request, wire.QuitRequest):
-                self._closing = True
-                return
-            if isinstance(request, wire.ShutdownRequest):
-                self._shutdown(request, replies)
-                return
-            raise AssertionError("no handler for %r" % (request,))
-        except CloseConnection:
-            self._closing = True
-            return
-        except HandOver as handOver:
-            self._handOver(handOver.stream, replies)
-        except ProtocolError as error:
-            if not (error.noreply or (request is not None and request.noreply)):
-                replies.append(error.wire())
-        except Exception:
-            self.log.failure("Unexpected error handling a command")
-            replies.append(INTERNAL_ERROR)
-
-    def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> None:
-        try:
-            request = wire.parseAuthentication(line)
-        except CloseConnection:
-            self._closing = True
-            return
-        except ProtocolError as error:
-            replies.append(error.wire())
-            return
-        self._remaining = request.size + 2
-        self._pending = request
-        self._state = DATA
-
-    def _dataReceived(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
-        request = self._pending
-        assert request is not None
-        self._pending = None
-        try:
-            if not intact:
-                raise commands.badDataBlock(request, self._cache)
-            lines = commands.complete(request, value, self._cache)
-            if isinstance(request, wire.AuthenticationRequest):
-                self._authenticated = True
-        except ProtocolError as error:
-            if isinstance(request, wire.AuthenticationRequest):
-                self.log.warn(
-                    "Authentication failed for {peer}: {why}",
-                    peer=self.transport.getPeer(),
-                    why=error.message.decode("ascii"),
-                )
-            if not request.noreply:
-                replies.append(error.wire())
-            return
-        except Exception:
-            self.log.failure("Unexpected error storing an item")
-            replies.append(INTERNAL_ERROR)
-            return
-        if not request.noreply:
-            replies.extend(lines)
-
-    def _handOver(self, stream: Stream, replies: list[bytes]) -> None:
+    def _handOver(self, stream: Stream) -> None:
         """
         Let a stream (C{watch}, C{lru_crawler metadump}) write on this
         connection, which reads no command until the stream gives it back.
-        As in memcached, replies still waiting to be written refuse it.
         """
-        if replies:
-            replies.append(stream.pipelineError)
-            return
-        self._stream = stream
-        # Stops this read here; what follows waits in the buffer.
+        # Stops reading here; what follows waits in the connection.
         self._paused = True
         self.setTimeout(None)
         self._unregister()
-        stream.start(self.transport, self.factory.clock, self._streamDone)
+        if stream.endless:
+            self._stream = _SubscriptionProducer(stream, self.transport)  # type: ignore[arg-type]
+        else:
+            self._stream = _DumpProducer(stream, self.transport, self._clock, self._streamDone)  # type: ignore[arg-type]
 
     def _streamDone(self) -> None:
         """
         The stream has finished: read commands again.
         """
         self._stream = None
+        self._connection.streamFinished()
         if self._closing:
             return
         self.transport.unregisterProducer()
         self._register()
-        if self._closeWhenIdle and not self._buffer:
+        if self._closeWhenIdle and not self._connection.buffered:
             self._hangUp()
             return
         self.setTimeout(self._cache.settings.idleTimeout or None)
         self.resumeProducing()
 
-    def stateName(self) -> str:
+
+class _StreamProducer:
+    """
+    A stream the connection is handed to, as the transport's producer.
+    """
+
+    endless: bool
+
+    def stop(self) -> None:
         """
-        @return: memcached's name for the connection's state, for C{stats
-            conns}.
+        The connection has gone.
         """
-        if self._stream is not None:
-            return "conn_watch"
-        if self._closing:
-            return "conn_closing"
-        if self._cache.currentConnection is self:
-            return "conn_parse_cmd"
-        if self._paused:
-            return "conn_mwrite"
-        if self._state is DATA:
-            return "conn_nread"
-        if self._state is SWALLOW:
-            return "conn_swallow"
-        if self.lastCommandAt is None and not self._buffer:
-            return "conn_new_cmd"
-        return "conn_read"
-
-    def _shutdown(self, request: wire.ShutdownRequest, replies: list[bytes]) -> None:
-        if not self._cache.settings.enableShutdown:
-            replies.append(wire.SHUTDOWN_NOT_ENABLED)
-        elif request.mode is None or request.mode == b"graceful":
-            self._closing = True
-            self.factory.requestShutdown(graceful=request.mode is not None)
-        else:
-            replies.append(ClientError(wire.BAD_SHUTDOWN_MODE).wire())
 
 
-def _tuneTransport(transport: Any) -> None:
+@implementer(IPushProducer)
+class _SubscriptionProducer(_StreamProducer):
     """
-    Make each reply cost fewer system calls and reactor turns on the
-    transports servers get from Twisted, TCP and TLS over TCP, and keep
-    their listening port's accept batches short.  Others (UNIX sockets,
-    L{StringTransport}) are left as they are.
-
-    Replies to one read already leave in one write, so two of Twisted's
-    ways of saving writes only add work here:
-
-      - a TLS transport (L{BufferingTLSTransport}) holds every write for a
-        C{callLater(0)} to gather small ones.  Twisted puts that buffer in
-        place by assigning the instance's C{write}; assigning the
-        unbuffered C{write} back undoes it the same way.
-      - a TCP transport's C{write} queues the bytes and turns on write
-        polling, and the next reactor turn sends them and turns polling
-        off again: two C{epoll_ctl} calls per reply.  When nothing is
-        queued the bytes go to the socket at once instead, and what the
-        kernel does not take is queued as before.
-
-    Measured on 16 connections of 90/10 get/set (bench/ workloads (a) and
-    (g)): the TCP shortcut saves about a third of the server's CPU per
-    request, and over TLS with one request in flight the two together take
-    it from 45 to 38 microseconds.
-
-    The listening port the connection came from is held to
-    L{ACCEPTS_PER_TURN}, the same way: by assigning the instance's
-    C{doRead}.
-
-    @param transport: a new connection's transport.
+    A C{watch}: it writes as events come; a full transport pauses it, and
+    it drops lines meanwhile.
     """
-    if isinstance(transport, BufferingTLSTransport):
-        transport.write = MethodType(TLSMemoryBIOProtocol.write, transport)  # type: ignore[method-assign]
-        transport = transport.transport
-    if type(transport) is not tcp.Server:
-        return
-    # As memcached does: replies are whole messages, so Nagle's algorithm
-    # only holds them back waiting for ACKs.
-    transport.setTcpNoDelay(True)
-    transport.write = MethodType(_writeToSocketFirst, transport)  # type: ignore[method-assign]
-    port = transport.server
-    if isinstance(port, tcp.Port) and "doRead" not in vars(port):
-        port.doRead = MethodType(_acceptInTurns, port)  # type: ignore[method-assign]
+
+    endless = True
+
+    def __init__(self, subscription: Subscription, transport: Any) -> None:
+        self._subscription = subscription
+        subscription.start(transport.write)
+        transport.registerProducer(self, True)
+
+    def stop(self) -> None:
+        self._subscription.close()
+
+    def pauseProducing(self) -> None:
+        self._subscription.pause()
+
+    def resumeProducing(self) -> None:
+        self._subscription.resume()
+
+    def stopProducing(self) -> None:
+        self.stop()
 
 
-def _acceptInTurns(port: tcp.Port) -> None:
+@implementer(IPushProducer)
+class _DumpProducer(_StreamProducer):
     """
-    L{tcp.Port.doRead}, accepting at most L{ACCEPTS_PER_TURN} connections.
+    A C{metadump}: one batch written per reactor turn while the transport
+    is not full, then the connection is given back.
     """
-    port.numberAccepts = min(port.numberAccepts, ACCEPTS_PER_TURN)
-    type(port).doRead(port)
 
+    endless = False
 
-def _writeToSocketFirst(transport: tcp.Server, data: bytes) -> None:
-    """
-    L{tcp.Server.write}, trying the socket first when no earlier bytes wait
-    to be sent (so these cannot overtake them).
-    """
-    if (
-        not transport._tempDataBuffer
-        and transport.offset == len(transport.dataBuffer)
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnecting
-    ):
+    def __init__(
+        self, dump: Dump, transport: Any, clock: IReactorTime, done: Callable[[], None]
+    ) -> None:
+        self._dump = dump
+        self._transport = transport
+        self._clock = clock
+        self._done: Callable[[], None] | None = done
+        self._call: IDelayedCall | None = None
+        self._paused = False
+        dump.start()
+        # memcached reads no commands from a connection while it dumps.
+        transport.pauseProducing()
+        transport.registerProducer(self, True)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._paused and self._done is not None:
+            self._call = self._clock.callLater(0, self._writeBatch)
+
+    def _writeBatch(self) -> None:
+        self._call = None
         try:
-            sent = transport.socket.send(data)
-        except OSError:
-            # Full (EAGAIN), or broken: a queued write finds out which.
-            sent = 0
-        if sent == len(data):
+            batch = next(self._dump)
+        except StopIteration:
+            self._finish()
             return
-        data = data[sent:]
-    tcp.Server.write(transport, data)
+        self._transport.write(batch)
+        self._schedule()
 
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
-def _isRetrieval(line: bytes) -> bool:
-    """
-    Whether a line starts as a multi-get, which memcached lets grow long.
-    """
-    stripped = line.lstrip(b" ")
-    return len(line) - len(stripped) <= 100 and (
-        stripped.startswith(b"get ") or stripped.startswith(b"gets ")
-    )
+    def stop(self) -> None:
+        self._cancel()
+        self._done = None
+        self._dump.close()
 
+    def _cancel(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
 
-def _unfinishedLineTooLong(rest: bytes, authenticated: bool) -> bool:
-    """
-    memcached's rule for a line still without its newline.
-    """
-    if len(rest) <= wire.MAX_COMMAND_LINE:
-        return False
-    if not authenticated:
-        return True
-    return not _isRetrieval(rest) or len(rest) > wire.MAX_RETRIEVAL_LINE
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._cancel()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self.stop()
 
 
 class CacheServerFactory(Factory):
@@ -767,7 +609,7 @@ class CacheServerFactory(Factory):
         clock: IReactorTime,
         settings: ServerSettings = ServerSettings(),
     ) -> None:
-        self.cache = commands.Cache(store, settings)
+        self.cache = Cache(store, settings)
         self.clock = clock
         self.settings = settings
         self.connections: set[CacheServerProtocol] = self.cache.connections

@@ -92,6 +92,37 @@ _TOKEN_SENT = 2
 _KEY_BINARY = 4
 
 
+# The chunk sizes of memcached's default slab classes (growth factor 1.25,
+# 48-byte minimum chunk, 512 KiB largest chunk); C{me} reports the class an
+# item would live in.
+_SLAB_CHUNK_MAX = 512 * 1024
+
+
+def _slabSizes() -> tuple[int, ...]:
+    sizes = []
+    size = 96
+    while size < _SLAB_CHUNK_MAX / 1.25:
+        size += -size % 8
+        sizes.append(size)
+        size = int(size * 1.25)
+    sizes.append(_SLAB_CHUNK_MAX)
+    return tuple(sizes)
+
+
+SLAB_SIZES = _slabSizes()
+
+
+def slabClass(size: int) -> int:
+    """
+    @param size: an item's size, as L{itemSize} counts it.
+    @return: the memcached slab class an item of that size goes in.
+    """
+    for index, chunk in enumerate(SLAB_SIZES):
+        if size <= chunk:
+            return index + 1
+    return len(SLAB_SIZES)
+
+
 class Item:
     """
     One cached value and what the store knows about it.
@@ -113,7 +144,7 @@ class Item:
         L{MemoryStore}), as memcached does, so that items used in the same
         second share one float.
     @ivar replyWindow: the reply window of the last reply that showed it
-        (see L{myproto.commands.Cache.newReplyWindow}), or 0.
+        (see L{myproto.cache.Cache.newReplyWindow}), or 0.
     """
 
     __slots__ = (
@@ -495,6 +526,14 @@ class MemoryStore:
             return False
         self._unlink(item)
         return True
+
+    def remove(self, item: Item) -> None:
+        """
+        Remove an item just found, without looking it up again.
+
+        @param item: a live item returned by L{get} or L{peek}.
+        """
+        self._unlink(item)
 
     def flush(self, delay: float = 0) -> None:
         """

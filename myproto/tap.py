@@ -561,7 +561,6 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
             certificates.append(listener.endpoint.certificates)
     if certificates:
         reloader = CertificateReloader(certificates, reactor)
-        factory.cache.reloadCertificates = reloader.reload
-        factory.cache.tlsStats = reloader.stats
+        factory.cache.certificates = reloader
         ReloadCertificatesOnSignal(reactor, reloader.reload).setServiceParent(top)
     return top

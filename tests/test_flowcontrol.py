@@ -22,12 +22,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from myproto.config import ServerSettings
-from myproto.protocol import (
-    ACCEPTS_PER_TURN,
-    REPLY_BATCH_LIMIT,
-    CacheServerFactory,
-    CacheServerProtocol,
-)
+from myproto._tuning import ACCEPTS_PER_TURN
+from myproto.connection import REPLY_BATCH_LIMIT
+from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
 from tests.helpers import FillingTransport
 
@@ -376,7 +373,7 @@ class WriteThroughTests(SynchronousTestCase):
         expected = b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n"
         self.assertEqual(self.receive(len(expected)), expected)
         self.assertEqual(self.reactor.getWriters(), [])
-        self.assertEqual(self.proto._cache.stats.bytesWritten, len(expected))
+        self.assertEqual(self.proto.factory.cache.stats.bytesWritten, len(expected))
 
     def test_queuedBytesKeepTheirPlace(self) -> None:
         """

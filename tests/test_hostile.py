@@ -39,15 +39,11 @@ from twisted.logger import LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from myproto import wire
 from myproto.config import ServerSettings
-from myproto.protocol import (
-    REPLY_BATCH_LIMIT,
-    CacheServerFactory,
-    CacheServerProtocol,
-    ReaderState,
-)
+from myproto.connection import REPLY_BATCH_LIMIT, ReaderState
+from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
+from myproto.wire import classic
 from tests.helpers import FillingTransport
 
 # A plausible wall-clock start, so that absolute exptimes look like unix times.
@@ -68,7 +64,7 @@ SETTINGS = {
 
 # Never more than this of a client's input may be held by a connection: the
 # longest multi-get line memcached lets grow, or the largest data block.
-INPUT_BOUND = wire.MAX_RETRIEVAL_LINE + 1024 * 1024 + 2
+INPUT_BOUND = classic.MAX_RETRIEVAL_LINE + 1024 * 1024 + 2
 
 # A data block still owed after the junk is supplied (to get back in step)
 # only when it is no longer than this.
@@ -137,7 +133,7 @@ class Connection:
         """
         @return: how many received bytes the connection holds on to.
         """
-        return len(self.protocol._buffer) + sum(len(chunk) for chunk in self.protocol._chunks)
+        return self.protocol.connection.bufferedBytes
 
     def lose(self) -> None:
         self.protocol.connectionLost(Failure(ConnectionDone()))
@@ -477,16 +473,16 @@ class HostileTestCase(SynchronousTestCase):
                 if stream.endless:
                     return False
                 for _ in range(1000):
-                    if getattr(protocol, "_stream", None) is None:
+                    if not protocol.handedOver:
                         break
                     server.clock.advance(0)
                 continue
-            if protocol._state is ReaderState.COMMAND:
-                if not protocol._buffer:
+            if protocol.connection.state is ReaderState.COMMAND:
+                if not protocol.connection.buffered:
                     return True
                 data = b"\r\n"
             else:
-                remaining = protocol._remaining
+                remaining = protocol.connection.dataRemaining
                 if remaining > RESYNC_LIMIT:
                     return False
                 data = b"\r\n"[-remaining:] if remaining <= 2 else b"\0" * (remaining - 2) + b"\r\n"
@@ -648,10 +644,8 @@ class TimedJunkTests(HostileTestCase):
                 self.feedChecked(connection, [data])
                 if connection.closed:
                     break
-                unfinished = bool(connection.protocol._buffer) or (
-                    connection.protocol._state is not ReaderState.COMMAND
-                )
-                stream = getattr(connection.protocol, "_stream", None) is not None
+                unfinished = connection.protocol.connection.unfinished
+                stream = connection.protocol.handedOver
                 before = len(connection.output)
                 with capturedLogs() as events:
                     server.clock.advance(seconds)
@@ -691,7 +685,7 @@ class LongLineTests(HostileTestCase):
         data = prefix + unit * (repeat * 37)
         self.feedChecked(attacker, [data[i : i + readSize] for i in range(0, len(data), readSize)])
         if not attacker.closed:
-            self.assertLessEqual(attacker.buffered(), wire.MAX_RETRIEVAL_LINE)
+            self.assertLessEqual(attacker.buffered(), classic.MAX_RETRIEVAL_LINE)
         self.assertEqual(victim.look(), victim.snapshot)
 
     def test_multiGetLineBound(self) -> None:
@@ -704,7 +698,7 @@ class LongLineTests(HostileTestCase):
         chunk = b" k" * 32768
         self.feedChecked(attacker, [b"get"] + [chunk] * 40)
         self.assertTrue(attacker.closed)
-        self.assertLessEqual(attacker.buffered(), wire.MAX_RETRIEVAL_LINE)
+        self.assertLessEqual(attacker.buffered(), classic.MAX_RETRIEVAL_LINE)
 
     @settings(HOSTILE, max_examples=200)
     @given(st.integers(0, 2500), st.sampled_from([b"\r", b"\n", b"\r\n", b"\0", b"\r\r"]))
@@ -737,7 +731,7 @@ def sameWhateverTheChunking(data: bytes) -> bool:
         b"mg " not in data
         and b"watch" not in data
         and b"lru_crawler" not in data
-        and all(len(line) <= wire.MAX_COMMAND_LINE for line in data.split(b"\n"))
+        and all(len(line) <= classic.MAX_COMMAND_LINE for line in data.split(b"\n"))
     )
 
 
@@ -868,7 +862,7 @@ class BoundedBufferingTests(HostileTestCase):
         attacker = server.connect()
         self.feedChecked(attacker, [b"set a 0 0 4294967295\r\n"] + [b"x" * 16384] * 64)
         self.assertTrue(
-            attacker.closed or attacker.buffered() <= wire.READ_BUFFER_SIZE,
+            attacker.closed or attacker.buffered() <= classic.READ_BUFFER_SIZE,
             "an unauthenticated client has %d bytes held" % (attacker.buffered(),),
         )
 

@@ -1,5 +1,5 @@
 """
-Tests for the meta commands (L{myproto.meta}), driven through a real
+Tests for the meta commands (L{myproto.wire.meta}), driven through a real
 connection on a L{StringTransport}.  The expected bytes are memcached
 1.6.18's, checked against the real server.
 """
@@ -13,9 +13,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from myproto import meta, wire
-from myproto.commands import generalStats
+from myproto.commands.admin import generalStats
 from myproto.protocol import CacheServerFactory
+from myproto.store import SLAB_SIZES, slabClass
+from myproto.wire import classic, meta, text
 from myproto.store import MemoryStore
 
 # A realistic wall clock, so that absolute expiry times behave as they do on
@@ -199,10 +200,10 @@ class MetaParsingTests(MetaTestCase):
 
     def test_parseRequest(self) -> None:
         """
-        L{wire.parseRequest} hands meta lines to L{meta.parseMetaRequest},
+        L{text.parseRequest} hands meta lines to L{meta.parseMetaRequest},
         which keeps the flags in order and decodes a base64 key.
         """
-        request = wire.parseRequest(b"mg YWJj b T30 v k Oxy")
+        request = text.parseRequest(b"mg YWJj b T30 v k Oxy")
         assert isinstance(request, meta.MetaGetRequest)
         self.assertEqual(request.flags.key, b"abc")
         self.assertTrue(request.flags.binaryKey)
@@ -211,9 +212,9 @@ class MetaParsingTests(MetaTestCase):
         self.assertTrue(request.flags.withValue)
         self.assertTrue(request.flags.locked)
         self.assertFalse(request.noreply)
-        setRequest = wire.parseRequest(b"ms k 5 zz")
+        setRequest = text.parseRequest(b"ms k 5 zz")
         assert isinstance(setRequest, meta.MetaSetRequest)
-        self.assertIsInstance(setRequest, wire.DATA_REQUESTS)
+        self.assertIsInstance(setRequest, classic.DATA_REQUESTS)
         self.assertEqual((setRequest.size, setRequest.refusal), (5, b"invalid flag"))
 
     def test_decodeKey(self) -> None:
@@ -870,10 +871,10 @@ class MetaNoOpAndDebugTests(MetaTestCase):
         Item sizes map to memcached's default slab classes.
         """
         self.assertEqual(
-            [meta.slabClass(size) for size in (1, 96, 97, 120, 121, 394840, 394841, 1048576)],
+            [slabClass(size) for size in (1, 96, 97, 120, 121, 394840, 394841, 1048576)],
             [1, 1, 2, 2, 3, 38, 39, 39],
         )
-        self.assertEqual(len(meta.SLAB_SIZES), 39)
+        self.assertEqual(len(SLAB_SIZES), 39)
 
 
 class CrossCommandTests(MetaTestCase):

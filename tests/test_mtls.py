@@ -55,7 +55,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from myproto.commands import generalStats
+from myproto.commands.admin import generalStats
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
@@ -894,8 +894,7 @@ class LoopbackTests(TestCase):
         self.port = await endpoint.listen(self.cacheFactory)
         self.addCleanup(self.port.stopListening)
         reloader = CertificateReloader([endpoint.certificates], self.reactor)
-        self.cacheFactory.cache.reloadCertificates = reloader.reload
-        self.cacheFactory.cache.tlsStats = reloader.stats
+        self.cacheFactory.cache.certificates = reloader
         return endpoint
 
     async def connect(

@@ -1,7 +1,7 @@
 """
 Tests for observability: C{stats conns}, C{stats settings} and the logger
-lines of C{stats}; C{watch} (L{myproto.watch}); C{lru_crawler} and its
-C{metadump} (L{myproto.crawler}); the Prometheus endpoint
+lines of C{stats}; C{watch} (L{myproto.commands.watch}); C{lru_crawler} and its
+C{metadump} (L{myproto.commands.crawler}); the Prometheus endpoint
 (L{myproto.metrics}); and the log events for connections and evictions.
 
 Expected lines are memcached 1.6.18's: the C{watch} and C{metadump} formats
@@ -24,7 +24,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
-from myproto import crawler, metrics, tap, watch
+from myproto import metrics, tap
+from myproto.commands import crawler, watch
 from myproto.config import ServerSettings
 from myproto.conns import describeAddress, listenFacts, splitDescription
 from myproto.evictions import EvictionSummary

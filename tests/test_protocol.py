@@ -703,7 +703,7 @@ def bufferedBytes(protocol: CacheServerProtocol) -> int:
     @return: how many received bytes the connection is holding on to: an
         unfinished line and the parts of a data block received so far.
     """
-    return len(protocol._buffer) + sum(len(chunk) for chunk in protocol._chunks)
+    return protocol.connection.bufferedBytes
 
 
 class CasTests(ProtocolTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{myproto.wire}: command lines in, typed requests (or the error
+Tests for L{myproto.wire.classic}: command lines in, typed requests (or the error
 memcached gives) out.
 
 memcached 1.6.18's C{proto_text.c} is the referee: every expectation here
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from myproto import wire
 from myproto.errors import ClientError, CloseConnection, ProtocolError, UnknownCommand
-from myproto.wire import (
+from myproto.wire import classic
+from myproto.wire.classic import (
     ArithmeticRequest,
     DeleteRequest,
     FlushRequest,
@@ -30,10 +30,10 @@ from myproto.wire import (
     TouchRequest,
     VerbosityRequest,
     VersionRequest,
-    parseCounter,
-    parseRequest,
     tokenize,
 )
+from myproto.wire.numbers import parseCounter
+from myproto.wire.text import parseRequest
 
 KEY_250 = b"k" * 250
 KEY_251 = b"k" * 251
@@ -64,7 +64,7 @@ class ParseErrorAssertions(SynchronousTestCase):
         """
         C{line} gets C{CLIENT_ERROR bad command line format}.
         """
-        self.assertClientError(line, wire.BAD_FORMAT, noreply)
+        self.assertClientError(line, classic.BAD_FORMAT, noreply)
 
     def assertCloses(self, line: bytes) -> None:
         """
@@ -422,9 +422,9 @@ class RetrievalParsingTests(ParseErrorAssertions):
         """
         A C{gat} exptime that is not a number is C{invalid exptime argument}.
         """
-        self.assertClientError(b"gat abc a", wire.BAD_EXPTIME)
-        self.assertClientError(b"gats 1.5 a", wire.BAD_EXPTIME)
-        self.assertClientError(b"gat 9223372036854775808 a", wire.BAD_EXPTIME)
+        self.assertClientError(b"gat abc a", classic.BAD_EXPTIME)
+        self.assertClientError(b"gats 1.5 a", classic.BAD_EXPTIME)
+        self.assertClientError(b"gat 9223372036854775808 a", classic.BAD_EXPTIME)
 
     def test_longKeyIsNotAParseError(self) -> None:
         """
@@ -462,11 +462,11 @@ class DeleteParsingTests(ParseErrorAssertions):
         Any hold time but C{0} gets the usage message, silenced by
         C{noreply}.
         """
-        self.assertClientError(b"delete k 1", wire.BAD_DELETE)
-        self.assertClientError(b"delete k 00", wire.BAD_DELETE)
-        self.assertClientError(b"delete k 0 0", wire.BAD_DELETE)
-        self.assertClientError(b"delete k 1 noreply", wire.BAD_DELETE, noreply=True)
-        self.assertClientError(b"delete k noreply 0", wire.BAD_DELETE)
+        self.assertClientError(b"delete k 1", classic.BAD_DELETE)
+        self.assertClientError(b"delete k 00", classic.BAD_DELETE)
+        self.assertClientError(b"delete k 0 0", classic.BAD_DELETE)
+        self.assertClientError(b"delete k 1 noreply", classic.BAD_DELETE, noreply=True)
+        self.assertClientError(b"delete k noreply 0", classic.BAD_DELETE)
 
     def test_usageText(self) -> None:
         """
@@ -525,9 +525,9 @@ class ArithmeticParsingTests(ParseErrorAssertions):
         C{invalid numeric delta argument}, silenced by C{noreply}.
         """
         for token in (b"-1", b"18446744073709551616", b"abc", b"1.5", b"0x1", b"1x"):
-            self.assertClientError(b"incr k " + token, wire.BAD_DELTA)
-            self.assertClientError(b"decr k " + token, wire.BAD_DELTA)
-        self.assertClientError(b"incr k abc noreply", wire.BAD_DELTA, noreply=True)
+            self.assertClientError(b"incr k " + token, classic.BAD_DELTA)
+            self.assertClientError(b"decr k " + token, classic.BAD_DELTA)
+        self.assertClientError(b"incr k abc noreply", classic.BAD_DELTA, noreply=True)
 
     def test_arity(self) -> None:
         """
@@ -564,9 +564,9 @@ class TouchParsingTests(ParseErrorAssertions):
         """
         A non-numeric exptime is C{invalid exptime argument}.
         """
-        self.assertClientError(b"touch k abc", wire.BAD_EXPTIME)
-        self.assertClientError(b"touch k 1.5", wire.BAD_EXPTIME)
-        self.assertClientError(b"touch k abc noreply", wire.BAD_EXPTIME, noreply=True)
+        self.assertClientError(b"touch k abc", classic.BAD_EXPTIME)
+        self.assertClientError(b"touch k 1.5", classic.BAD_EXPTIME)
+        self.assertClientError(b"touch k abc noreply", classic.BAD_EXPTIME, noreply=True)
 
     def test_arity(self) -> None:
         """
@@ -899,33 +899,33 @@ class ErrorRenderingTests(SynchronousTestCase):
         """
         self.assertEqual(UnknownCommand().wire(), b"ERROR")
         self.assertEqual(
-            ClientError(wire.BAD_FORMAT).wire(), b"CLIENT_ERROR bad command line format"
+            ClientError(classic.BAD_FORMAT).wire(), b"CLIENT_ERROR bad command line format"
         )
-        self.assertEqual(ClientError(wire.BAD_DATA_CHUNK).wire(), b"CLIENT_ERROR bad data chunk")
+        self.assertEqual(ClientError(classic.BAD_DATA_CHUNK).wire(), b"CLIENT_ERROR bad data chunk")
         self.assertEqual(
-            ClientError(wire.BAD_EXPTIME).wire(), b"CLIENT_ERROR invalid exptime argument"
-        )
-        self.assertEqual(
-            ClientError(wire.BAD_DELTA).wire(), b"CLIENT_ERROR invalid numeric delta argument"
+            ClientError(classic.BAD_EXPTIME).wire(), b"CLIENT_ERROR invalid exptime argument"
         )
         self.assertEqual(
-            ClientError(wire.NON_NUMERIC).wire(),
+            ClientError(classic.BAD_DELTA).wire(), b"CLIENT_ERROR invalid numeric delta argument"
+        )
+        self.assertEqual(
+            ClientError(classic.NON_NUMERIC).wire(),
             b"CLIENT_ERROR cannot increment or decrement non-numeric value",
         )
         self.assertEqual(
-            ClientError(wire.BAD_SHUTDOWN_MODE).wire(), b"CLIENT_ERROR invalid shutdown mode"
+            ClientError(classic.BAD_SHUTDOWN_MODE).wire(), b"CLIENT_ERROR invalid shutdown mode"
         )
         self.assertEqual(
-            ClientError(wire.BAD_STATS_DETAIL).wire(),
+            ClientError(classic.BAD_STATS_DETAIL).wire(),
             b"CLIENT_ERROR usage: stats detail on|off|dump",
         )
         from myproto.errors import ServerError
 
         self.assertEqual(
-            ServerError(wire.TOO_LARGE).wire(), b"SERVER_ERROR object too large for cache"
+            ServerError(classic.TOO_LARGE).wire(), b"SERVER_ERROR object too large for cache"
         )
         self.assertEqual(
-            ServerError(wire.OUT_OF_MEMORY).wire(), b"SERVER_ERROR out of memory storing object"
+            ServerError(classic.OUT_OF_MEMORY).wire(), b"SERVER_ERROR out of memory storing object"
         )
         self.assertIsInstance(ClientError(b"x"), ProtocolError)
 
@@ -933,5 +933,5 @@ class ErrorRenderingTests(SynchronousTestCase):
         """
         The fixed reply lines are memcached's.
         """
-        self.assertEqual(wire.SHUTDOWN_NOT_ENABLED, b"ERROR: shutdown not enabled")
-        self.assertEqual(wire.TOO_MANY_CONNECTIONS, b"ERROR Too many open connections")
+        self.assertEqual(classic.SHUTDOWN_NOT_ENABLED, b"ERROR: shutdown not enabled")
+        self.assertEqual(classic.TOO_MANY_CONNECTIONS, b"ERROR Too many open connections")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from myproto.errors import ClientError, CloseConnection, UnknownCommand
+from myproto.wire.numbers import strtol, strtoul, strtoull
 
 # Reply literals.
 STORED = b"STORED"
@@ -75,10 +76,6 @@ MAX_RETRIEVAL_LINE = 1024 * 1024
 # The largest value of a C int, which bounds a data block's length.
 INT_MAX = 2**31 - 1
 
-_SPACES = b" \t\n\v\f\r"
-# What may follow a number: whitespace, or the NUL that ends a C string.
-_TERMINATORS = _SPACES + b"\0"
-_UINT64 = 2**64
 
 
 # Requests are values nobody changes once parsed.  They are not declared
@@ -219,6 +216,18 @@ class RefreshCertificatesRequest(BaseRequest):
 
 
 @dataclass
+class SlabsAutomoveRequest(BaseRequest):
+    """
+    C{slabs automove <level>}: memcached's slab rebalancer setting, which
+    myproto, with no slabs, only remembers.  C{level} is L{None} for a
+    number memcached refuses outright.
+    """
+
+    level: int | None
+    noreply: bool
+
+
+@dataclass
 class WatchRequest(BaseRequest):
     """
     C{watch [fetchers] [mutations] [evictions] ...}: the event classes named
@@ -256,6 +265,7 @@ Request = Union[
     RefreshCertificatesRequest,
     WatchRequest,
     LruCrawlerRequest,
+    SlabsAutomoveRequest,
 ]
 
 
@@ -273,98 +283,6 @@ class DataBlockRequest(BaseRequest):
 # Requests followed by a data block of C{size} bytes and a CRLF.
 DATA_REQUESTS = (StorageRequest, DataBlockRequest)
 DataRequest = Union[StorageRequest, DataBlockRequest, "AuthenticationRequest"]
-
-
-# Numbers, read as memcached's safe_strto* helpers read them on a 64-bit
-# build: C's strto(u)l(l), then "the rest must be empty or start with a space".
-
-
-def _cNumber(token: bytes) -> tuple[bool, int] | None:
-    """
-    Read a decimal number the way C's C{strtol} family does.
-
-    @return: C{(negative, magnitude)}, or L{None} when there are no digits or
-        the character after them is neither whitespace nor the end.
-    """
-    start = 0
-    end = len(token)
-    while start < end and token[start] in _SPACES:
-        start += 1
-    negative = False
-    if start < end and token[start] in b"+-":
-        negative = token[start] == 0x2D
-        start += 1
-    stop = start
-    while stop < end and 0x30 <= token[stop] <= 0x39:
-        stop += 1
-    if stop == start:
-        return None
-    if stop < end and token[stop] not in _TERMINATORS:
-        return None
-    return negative, int(token[start:stop])
-
-
-def _strtoull(token: bytes) -> int | None:
-    """
-    memcached's C{safe_strtoull}: an unsigned 64-bit number.  C{strtoull}
-    accepts a minus sign and negates modulo 2**64; memcached rejects the
-    result only when it then looks negative as a signed number.
-    """
-    if token.isdigit():
-        value = int(token)
-        return value if value < _UINT64 else None
-    parsed = _cNumber(token)
-    if parsed is None:
-        return None
-    negative, magnitude = parsed
-    if magnitude >= _UINT64:
-        return None
-    value = (-magnitude) % _UINT64 if negative else magnitude
-    if value >= 2**63 and b"-" in token:
-        return None
-    return value
-
-
-def _strtoul(token: bytes) -> int | None:
-    """
-    memcached's C{safe_strtoul} into a 32-bit unsigned int: parsed as an
-    unsigned long, then truncated to 32 bits as the C assignment does.
-    """
-    value = _strtoull(token)
-    return None if value is None else value & 0xFFFFFFFF
-
-
-def _strtol(token: bytes) -> int | None:
-    """
-    memcached's C{safe_strtol} into a 32-bit int: parsed as a signed 64-bit
-    long, then truncated to 32 bits as the C assignment does.
-    """
-    if token.isdigit():
-        value = int(token)
-        if value >= 2**63:
-            return None
-    else:
-        parsed = _cNumber(token)
-        if parsed is None:
-            return None
-        negative, magnitude = parsed
-        value = -magnitude if negative else magnitude
-        if not -(2**63) <= value < 2**63:
-            return None
-    return ((value + 2**31) & 0xFFFFFFFF) - 2**31
-
-
-def parseCounter(value: bytes) -> int | None:
-    """
-    Read a stored value as C{incr}/C{decr} do.
-
-    @param value: the item's data.
-    @return: the number, or L{None} when the value is not a decimal 64-bit
-        unsigned number (empty values included).
-    """
-    if not value:
-        return None
-    return _strtoull(value)
 
 
 # Tokenizing.
@@ -385,7 +303,7 @@ def tokenize(line: bytes) -> tuple[list[bytes], int]:
     return tokens, count if count < MAX_TOKENS else MAX_TOKENS
 
 
-def _noreply(tokens: list[bytes], count: int) -> bool:
+def saysNoreply(tokens: list[bytes], count: int) -> bool:
     """
     memcached's C{set_noreply_maybe}: the last counted token is C{noreply}.
     """
@@ -404,7 +322,7 @@ def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageReques
             raise UnknownCommand()
     elif count != 6 and count != 7:
         raise UnknownCommand()
-    noreply = _noreply(tokens, count)
+    noreply = saysNoreply(tokens, count)
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
@@ -422,14 +340,14 @@ def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageReques
         exptime: int | None = int(exptimeToken)
         size: int | None = int(sizeToken)
     else:
-        flags = _strtoul(flagsToken)
-        exptime = _strtol(exptimeToken)
-        size = _strtol(sizeToken)
+        flags = strtoul(flagsToken)
+        exptime = strtol(exptimeToken)
+        size = strtol(sizeToken)
     if flags is None or exptime is None or size is None:
         raise ClientError(BAD_FORMAT, noreply)
     cas = 0
     if withCas:
-        parsedCas = _strtoull(tokens[5])
+        parsedCas = strtoull(tokens[5])
         if parsedCas is None:
             raise ClientError(BAD_FORMAT, noreply)
         cas = parsedCas
@@ -447,7 +365,7 @@ def _parseRetrieval(verb: bytes, tokens: list[bytes], count: int) -> RetrievalRe
         return RetrievalRequest(tuple(tokens[1:]), False, None)
     if verb == b"gets":
         return RetrievalRequest(tuple(tokens[1:]), True, None)
-    touchExptime = _strtol(tokens[1])
+    touchExptime = strtol(tokens[1])
     if touchExptime is None:
         raise ClientError(BAD_EXPTIME)
     return RetrievalRequest(tuple(tokens[2:]), verb == b"gats", touchExptime)
@@ -459,7 +377,7 @@ def _parseDelete(verb: bytes, tokens: list[bytes], count: int) -> DeleteRequest:
     noreply = False
     if count > 3:
         holdIsZero = tokens[2] == b"0"
-        noreply = _noreply(tokens, count)
+        noreply = saysNoreply(tokens, count)
         valid = (count == 4 and (holdIsZero or noreply)) or (count == 5 and holdIsZero and noreply)
         if not valid:
             raise ClientError(BAD_DELETE, noreply)
@@ -471,11 +389,11 @@ def _parseDelete(verb: bytes, tokens: list[bytes], count: int) -> DeleteRequest:
 
 def _parseArithmetic(verb: bytes, tokens: list[bytes], count: int) -> ArithmeticRequest:
     _wantTokens(count, 4, 5)
-    noreply = _noreply(tokens, count)
+    noreply = saysNoreply(tokens, count)
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
-    delta = _strtoull(tokens[2])
+    delta = strtoull(tokens[2])
     if delta is None:
         raise ClientError(BAD_DELTA, noreply)
     return ArithmeticRequest(key, delta, verb == b"incr", noreply)
@@ -483,11 +401,11 @@ def _parseArithmetic(verb: bytes, tokens: list[bytes], count: int) -> Arithmetic
 
 def _parseTouch(verb: bytes, tokens: list[bytes], count: int) -> TouchRequest:
     _wantTokens(count, 4, 5)
-    noreply = _noreply(tokens, count)
+    noreply = saysNoreply(tokens, count)
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
-    exptime = _strtol(tokens[2])
+    exptime = strtol(tokens[2])
     if exptime is None:
         raise ClientError(BAD_EXPTIME, noreply)
     return TouchRequest(key, exptime, noreply)
@@ -496,17 +414,17 @@ def _parseTouch(verb: bytes, tokens: list[bytes], count: int) -> TouchRequest:
 def _parseFlush(verb: bytes, tokens: list[bytes], count: int) -> FlushRequest:
     if not 2 <= count <= 4:
         raise UnknownCommand()
-    noreply = _noreply(tokens, count)
+    noreply = saysNoreply(tokens, count)
     exptime: int | None = 0
     if count != (3 if noreply else 2):
-        exptime = _strtol(tokens[1])
+        exptime = strtol(tokens[1])
     return FlushRequest(exptime, noreply)
 
 
 def _parseVerbosity(verb: bytes, tokens: list[bytes], count: int) -> VerbosityRequest:
     _wantTokens(count, 3, 4)
-    noreply = _noreply(tokens, count)
-    level = _strtoul(tokens[1])
+    noreply = saysNoreply(tokens, count)
+    level = strtoul(tokens[1])
     if level is None:
         raise ClientError(BAD_FORMAT, noreply)
     return VerbosityRequest(level, noreply)
@@ -514,11 +432,20 @@ def _parseVerbosity(verb: bytes, tokens: list[bytes], count: int) -> VerbosityRe
 
 def _parseMemoryLimit(verb: bytes, tokens: list[bytes], count: int) -> MemoryLimitRequest:
     _wantTokens(count, 3, 4)
-    noreply = _noreply(tokens, count)
-    megabytes = _strtoul(tokens[1])
+    noreply = saysNoreply(tokens, count)
+    megabytes = strtoul(tokens[1])
     if megabytes is None:
         raise UnknownCommand(noreply=noreply)
     return MemoryLimitRequest(megabytes, noreply)
+
+
+def _parseSlabs(verb: bytes, tokens: list[bytes], count: int) -> SlabsAutomoveRequest:
+    # memcached's "slabs automove ratio" and "slabs reassign" tune slab
+    # pages, which myproto does not have: ERROR, as for other unknown forms.
+    if count < 4 or tokens[1] != b"automove" or tokens[2] == b"ratio":
+        raise UnknownCommand()
+    noreply = saysNoreply(tokens, count)
+    return SlabsAutomoveRequest(strtoul(tokens[2]), noreply)
 
 
 def _parseStats(verb: bytes, tokens: list[bytes], count: int) -> StatsRequest:
@@ -552,19 +479,17 @@ def _parseWatch(verb: bytes, tokens: list[bytes], count: int) -> WatchRequest:
     events = tuple(tokens[1 : count - 1])
     for event in events:
         if event not in WATCH_EVENTS:
-            raise UnknownCommand(noreply=_noreply(tokens, count))
+            raise UnknownCommand(noreply=saysNoreply(tokens, count))
     return WatchRequest(events)
 
 
-_EARLY_BRANCHES = frozenset(b"gsacidt")
+EARLY_BRANCHES = frozenset(b"gsacidt")
 
 # memcached administration commands about its slab allocator, LRU tuning
 # and extstore, which myproto does not have: C{ERROR}, as memcached gives for
 # arguments it does not understand (never the HTTP hang-up).
-_UNSUPPORTED_VERBS = frozenset([b"lru", b"extstore"])
+UNSUPPORTED_VERBS = frozenset([b"lru", b"extstore"])
 
-STORAGE_VERBS = frozenset([b"set", b"add", b"replace", b"append", b"prepend", b"cas"])
-RETRIEVAL_VERBS = frozenset([b"get", b"gets", b"gat", b"gats", b"bget"])
 
 
 @dataclass
@@ -586,7 +511,7 @@ def parseAuthentication(line: bytes) -> AuthenticationRequest:
     @raise CloseConnection: for a token too large for memcached's buffer.
     """
     tokens, count = tokenize(line.split(b"\0", 1)[0])
-    size = _strtoul(tokens[4]) if count >= 6 and tokens[0] == b"set" else None
+    size = strtoul(tokens[4]) if count >= 6 and tokens[0] == b"set" else None
     if size is None:
         raise ClientError(UNAUTHENTICATED)
     if size + 2 > READ_BUFFER_SIZE:
@@ -609,7 +534,7 @@ def parseCredentials(payload: bytes) -> tuple[bytes, bytes]:
     return tokens[0], tokens[1]
 
 
-_PARSERS: dict[bytes, Callable[[bytes, list[bytes], int], Request]] = {
+PARSERS: dict[bytes, Callable[[bytes, list[bytes], int], Request]] = {
     b"get": _parseRetrieval,
     b"gets": _parseRetrieval,
     b"gat": _parseRetrieval,
@@ -634,43 +559,9 @@ _PARSERS: dict[bytes, Callable[[bytes, list[bytes], int], Request]] = {
     b"mn": lambda verb, tokens, count: NoOpRequest(),
     b"cache_memlimit": _parseMemoryLimit,
     b"watch": _parseWatch,
+    b"slabs": _parseSlabs,
     b"lru_crawler": lambda verb, tokens, count: LruCrawlerRequest(tuple(tokens[1 : count - 1])),
     b"refresh_certs": lambda verb, tokens, count: RefreshCertificatesRequest(
-        _noreply(tokens, count)
+        saysNoreply(tokens, count)
     ),
 }
-
-
-def parseRequest(line: bytes) -> Request:
-    """
-    Parse one command line (without its line ending).
-
-    @param line: the bytes of the line.
-    @return: the request.
-    @raise ProtocolError: for a line memcached answers with an error.
-    @raise CloseConnection: for a line after which memcached hangs up.
-    """
-    if 0 in line:
-        # memcached's C string functions stop at the first NUL.  (Tested as
-        # the int 0: a search for the byte string b"\0" takes ten times as
-        # long.)
-        line = line[: line.index(b"\0")]
-    tokens, count = tokenize(line)
-    if count < 2 or len(tokens[0]) < 2:
-        raise UnknownCommand()
-    verb = tokens[0]
-    parser = _PARSERS.get(verb)
-    if parser is not None:
-        return parser(verb, tokens, count)
-    if verb[0] == 0x6D and len(verb) == 2:
-        # The other meta commands have their own module, which builds on this one.
-        from myproto import meta
-
-        return meta.parseMetaRequest(verb, tokens, count)  # type: ignore[return-value]
-    if verb in _UNSUPPORTED_VERBS:
-        raise UnknownCommand()
-    # memcached hangs up on what looks like HTTP, but only in its last
-    # dispatch branch, which verbs starting with these letters never reach.
-    if verb[0] not in _EARLY_BRANCHES and tokens[count - 2].startswith(b"HTTP/"):
-        raise CloseConnection()
-    raise UnknownCommand()

@@ -13,48 +13,33 @@ Fetches are reported where memcached reports them: at every lookup, which
 includes the one a storage command makes before it stores; mutations when a
 storage command (or C{ms}) has its outcome; evictions when the store evicts.
 No one watching costs one attribute check per lookup and per stored item
-(L{myproto.store.MemoryStore.observer}, L{myproto.commands.Cache.watching}).
+(L{myproto.store.MemoryStore.observer}, L{myproto.cache.Cache.watching}).
 
 A watcher that does not read its lines does not make the server buffer
-without bound: once its transport's buffer is full (the transport pauses it
-as a producer), lines for it are dropped and counted (C{log_watcher_skipped}
-in C{stats}), and the next line it gets is preceded by C{skipped=N}, as in
-memcached.
+without bound: once its connection's buffer is full (the protocol adapter
+L{pauses<Watcher.pause>} it), lines for it are dropped and counted
+(C{log_watcher_skipped} in C{stats}), and the next line it gets is preceded
+by C{skipped=N}, as in memcached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_from_bytes
 
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
-
-from myproto import meta, wire
-from myproto.conns import connectionNumber
-from myproto.errors import HandOver, ServerError
+from myproto.cache import Cache, Lines
+from myproto.errors import HandOver
 from myproto.store import Item
-
-if TYPE_CHECKING:
-    from myproto.commands import Cache, Lines
+from myproto.wire import classic
+from myproto.wire.replies import NO_MEMORY, TOO_LARGE, WATCH, Outcome
 
 # memcached's log event classes, by the names C{watch} takes.
 FETCHERS = 1
 MUTATIONS = 2
 EVICTIONS = 4
 _QUIET = 8  # classes memcached has and myproto never logs
-EVENT_NAMES = {
-    b"rawcmds": _QUIET,
-    b"evictions": EVICTIONS,
-    b"fetchers": FETCHERS,
-    b"mutations": MUTATIONS,
-    b"sysevents": _QUIET,
-    b"connevents": _QUIET,
-    b"proxyreqs": _QUIET,
-    b"proxyevents": _QUIET,
-    b"proxyuser": _QUIET,
-}
+EVENT_NAMES = dict.fromkeys(classic.WATCH_EVENTS, _QUIET)
+EVENT_NAMES.update({b"evictions": EVICTIONS, b"fetchers": FETCHERS, b"mutations": MUTATIONS})
 
 # memcached's limit on watchers at once.
 WATCHER_LIMIT = 20
@@ -66,18 +51,6 @@ PIPELINED = b"ERROR cannot pipeline other commands before watch"
 # The slab class memcached would report for a small item; myproto keeps one
 # class for everything, as "stats items" and "stats slabs" say.
 ITEM_CLASS = 1
-
-# memcached's status words for an item_store line, by reply.
-_STORE_STATUS = {
-    wire.STORED: b"stored",
-    wire.NOT_STORED: b"not_stored",
-    wire.EXISTS: b"exists",
-    wire.NOT_FOUND: b"not_found",
-    meta.HEADER: b"stored",
-    meta.NOT_STORED: b"not_stored",
-    meta.EXISTS: b"exists",
-    meta.NOT_FOUND: b"not_found",
-}
 
 
 def uriEncode(key: bytes) -> bytes:
@@ -100,23 +73,27 @@ def eventMask(names: tuple[bytes, ...]) -> int:
     return mask or FETCHERS
 
 
-def watch(request: wire.WatchRequest, cache: Cache) -> Lines:
+def watch(request: classic.WatchRequest, cache: Cache) -> Lines:
     """
     C{watch}: hand the connection over to a L{Watcher}.
 
     @return: C{WATCHER_TOO_MANY} when memcached's limit is reached.
     @raise HandOver: otherwise.
     """
-    if len(cache.watchers) >= WATCHER_LIMIT:
+    watchers = cache.watchers
+    if not isinstance(watchers, Watchers):
+        watchers = cache.watchers = Watchers(cache)
+    if len(watchers) >= WATCHER_LIMIT:
         return [WATCHER_TOO_MANY]
-    raise HandOver(Watcher(cache.watchers, eventMask(request.events)))
+    raise HandOver(Watcher(watchers, eventMask(request.events)))
 
 
 class Watchers:
     """
     Everyone watching one cache, and memcached's logger counters.
 
-    While anyone watches, this object is the store's
+    Made by the first C{watch}, as the cache's C{watchers}.  While anyone
+    watches, this object is the store's
     L{observer<myproto.store.MemoryStore.observer>} and the cache's
     C{watching}; otherwise both are L{None}.
 
@@ -175,7 +152,8 @@ class Watchers:
                 watcher.deliver(line)
 
     def _clientNumber(self) -> int:
-        return connectionNumber(self._cache.currentConnection)
+        connection = self._cache.currentConnection
+        return -1 if connection is None else connection.connectionNumber()
 
     # IItemObserver
 
@@ -213,101 +191,29 @@ class Watchers:
             ),
         )
 
-    # Mutations, seen from the storage commands' dispatch.
-
-    def _itemStored(self, key: bytes, status: bytes, verb: bytes, ttl: int, size: int) -> None:
+    def itemStored(self, key: bytes, outcome: Outcome, mode: bytes, ttl: int, size: int) -> None:
+        if not self._mask & MUTATIONS:
+            return
         self._emit(
             MUTATIONS,
             b"type=item_store key=%s status=%s cmd=%s ttl=%d clsid=%d cfd=%d size=%d"
             % (
                 uriEncode(key),
-                status,
-                verb,
+                WATCH[outcome],
+                mode,
                 ttl % 2**32,
-                ITEM_CLASS if status != b"too_large" and status != b"no_memory" else 0,
+                0 if outcome is TOO_LARGE or outcome is NO_MEMORY else ITEM_CLASS,
                 self._clientNumber(),
                 size,
             ),
         )
 
-    def admitting(
-        self, admitter: Callable[[Any, Cache], Lines], request: wire.DataRequest, cache: Cache
-    ) -> Lines:
-        """
-        Run an admission check, logging C{too_large} as memcached does
-        (before the old item is dropped, for a classic storage command).
-        """
-        described = _describe(request)
-        if described is None or not self._mask & MUTATIONS:
-            return admitter(request, cache)
-        key, verb, _ = described
-        if isinstance(request, wire.StorageRequest):
-            if not cache.store.fits(key, request.size, request.flags):
-                self._itemStored(key, b"too_large", verb, 0, 0)
-            return admitter(request, cache)
-        try:
-            return admitter(request, cache)
-        except ServerError as error:
-            if error.message == wire.TOO_LARGE:
-                self._itemStored(key, b"too_large", verb, 0, 0)
-            raise
 
-    def completing(
-        self,
-        completer: Callable[[Any, bytes, Cache], Lines],
-        request: wire.DataRequest,
-        value: bytes,
-        cache: Cache,
-    ) -> Lines:
-        """
-        Run a storage command and log its outcome (C{item_store}).
-        """
-        described = _describe(request)
-        if described is None or not self._mask & MUTATIONS:
-            return completer(request, value, cache)
-        key, verb, exptime = described
-        try:
-            lines = completer(request, value, cache)
-        except ServerError as error:
-            if error.message == wire.OUT_OF_MEMORY:
-                self._itemStored(key, b"no_memory", verb, 0, 0)
-            raise
-        status = _STORE_STATUS.get(lines[0].split(b" ", 1)[0], b"stored") if lines else b"stored"
-        now = cache.store.now()
-        item = cache.store.find(key) if status == b"stored" else None
-        if item is not None:
-            ttl = round(item.expires - now) if item.expires else 0
-            size = len(item.value)
-        else:
-            expires = cache.expiry(exptime) if exptime else 0.0
-            ttl = round(expires - now) if expires else 0
-            size = len(value)
-        self._itemStored(key, status, verb, ttl, size)
-        return lines
-
-
-def _describe(request: object) -> tuple[bytes, bytes, int] | None:
-    """
-    @return: the key, the storage verb memcached logs, and the expiration
-        time asked for, of a storage request; L{None} for anything else.
-    """
-    if isinstance(request, wire.StorageRequest):
-        return request.key, request.verb, request.exptime
-    if isinstance(request, meta.MetaSetRequest):
-        flags = request.flags
-        verb = meta.SET_MODES.get(flags.mode, b"set")
-        if flags.compareCas is not None and verb in (b"set", b"replace"):
-            verb = b"cas"
-        return flags.key, verb, flags.ttl or 0
-    return None
-
-
-@implementer(IPushProducer)
 class Watcher:
     """
-    One watching connection: its transport, the events it asked for and the
-    lines it missed.  It is the transport's producer, so that a full buffer
-    pauses it.
+    One watching connection's subscription: the events it asked for and the
+    lines it missed.  The protocol adapter gives it the connection's
+    C{write} and pauses it while the connection's buffer is full.
 
     @ivar events: the event classes it watches.
     """
@@ -318,30 +224,32 @@ class Watcher:
     def __init__(self, watchers: Watchers, events: int) -> None:
         self.watchers = watchers
         self.events = events
-        self._transport: Any = None
+        self._write: Callable[[bytes], object] | None = None
         self._full = False
         self._skipped = 0
 
-    def start(self, transport: Any, clock: Any, done: Callable[[], None]) -> None:
+    def start(self, write: Callable[[bytes], object]) -> None:
         """
         Take over the connection: say C{OK}, then stream events.
+
+        @param write: sends bytes to the client.
         """
-        self._transport = transport
-        transport.write(WATCH_OK)
-        transport.registerProducer(self, True)
+        self._write = write
+        write(WATCH_OK)
         self.watchers.add(self)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """
         The connection has gone.
         """
+        self._write = None
         self.watchers.remove(self)
 
     def deliver(self, line: bytes) -> None:
         """
         Send one line, or count it as skipped while the buffer is full.
         """
-        if self._full:
+        if self._full or self._write is None:
             self._skipped += 1
             self.watchers.skipped += 1
             return
@@ -349,16 +257,19 @@ class Watcher:
             line = b"skipped=%d\n%s" % (self._skipped, line)
             self._skipped = 0
         self.watchers.sent += 1
-        self._transport.write(line)
+        self._write(line)
 
-    def pauseProducing(self) -> None:
+    def pause(self) -> None:
+        """
+        The connection's buffer is full: drop lines until L{resume}.
+        """
         self._full = True
 
-    def resumeProducing(self) -> None:
+    def resume(self) -> None:
+        """
+        The connection's buffer has drained.
+        """
         self._full = False
-
-    def stopProducing(self) -> None:
-        self.stop()
 
 
 def watchStats(cache: Cache) -> list[tuple[str, object]]:
@@ -368,10 +279,16 @@ def watchStats(cache: Cache) -> list[tuple[str, object]]:
         always 0.
     """
     watchers = cache.watchers
-    return [
-        ("log_worker_dropped", 0),
-        ("log_worker_written", watchers.written),
-        ("log_watcher_skipped", watchers.skipped),
-        ("log_watcher_sent", watchers.sent),
-        ("log_watchers", len(watchers)),
-    ]
+    if watchers is None:
+        return [(name, 0) for name in _WATCH_STATS]
+    counts = (0, watchers.written, watchers.skipped, watchers.sent, len(watchers))
+    return list(zip(_WATCH_STATS, counts))
+
+
+_WATCH_STATS = (
+    "log_worker_dropped",
+    "log_worker_written",
+    "log_watcher_skipped",
+    "log_watcher_sent",
+    "log_watchers",
+)

@@ -11,9 +11,10 @@ for.  myproto keeps a single LRU, reported as slab class 1 (as in C{stats
 items}), so C{metadump all}, C{metadump hash} and a class list that includes
 1 all list every item, and a list without 1 lists none.
 
-The dump streams: the connection is handed to a L{Metadump} that writes a
-batch of items per reactor turn while its transport is not full, so a large
-cache neither blocks the server nor is buffered whole.  As in memcached, one
+The dump streams: the connection is handed over to a L{Metadump}, an
+iterator of batches of lines, which the protocol adapter writes one batch per
+reactor turn while the transport is not full, so a large cache neither
+blocks the server nor is buffered whole.  As in memcached, one
 crawl runs at a time (C{BUSY} otherwise) and the connection reads no
 commands until the dump ends.
 
@@ -25,19 +26,14 @@ by the client), C{enable} and C{disable} switch the crawler as in memcached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
-
-from myproto import wire
+from myproto.cache import Cache, Lines
+from myproto.commands.watch import ITEM_CLASS, uriEncode
 from myproto.errors import ClientError, HandOver, UnknownCommand
-from myproto.store import MemoryStore
-from myproto.watch import ITEM_CLASS, uriEncode
-
-if TYPE_CHECKING:
-    from myproto.commands import Cache, Lines
+from myproto.wire import classic
+from myproto.wire.numbers import strtoul
 
 END = b"END\r\n"
 CRAWLER_DISABLED = b"lru crawler disabled"
@@ -52,8 +48,7 @@ PIPELINED = b"ERROR cannot pipeline other commands before metadump"
 # memcached's slab class ids: 1 up to, not including, this.
 MAX_CLASSES = 64
 
-# memcached's default pause between items (microseconds) and per-class limit.
-DEFAULT_SLEEP = 100
+# The longest pause between items memcached accepts (microseconds).
 MAX_SLEEP = 1_000_000
 
 # Items written per reactor turn by a dump.
@@ -62,26 +57,6 @@ DUMP_BATCH = 1000
 # How many expired items one "crawl" may reclaim when tocrawl is 0 (no
 # limit): everything.
 _UNBOUNDED = 2**62
-
-
-class Crawler:
-    """
-    The crawler's settings and state, for one cache.
-
-    @ivar enabled: C{lru_crawler enable|disable}.
-    @ivar sleep: C{lru_crawler sleep}, in microseconds (remembered only).
-    @ivar tocrawl: C{lru_crawler tocrawl}: most items one crawl examines
-        (0: no limit).
-    @ivar running: whether a dump is streaming.
-    @ivar starts: crawls and dumps started (C{lru_crawler_starts}).
-    """
-
-    def __init__(self) -> None:
-        self.enabled = True
-        self.sleep = DEFAULT_SLEEP
-        self.tocrawl = 0
-        self.running = False
-        self.starts = 0
 
 
 def _classes(spec: bytes) -> bool | None:
@@ -101,7 +76,7 @@ def _classes(spec: bytes) -> bool | None:
     for token in spec.split(b","):
         if not token:
             continue
-        number = wire._strtoul(token)
+        number = strtoul(token)
         if number is None or not 1 <= number < MAX_CLASSES:
             raise _BadClass()
         named = True
@@ -115,7 +90,7 @@ class _BadClass(Exception):
     """
 
 
-def lruCrawler(request: wire.LruCrawlerRequest, cache: Cache) -> Lines:
+def lruCrawler(request: classic.LruCrawlerRequest, cache: Cache) -> Lines:
     """
     C{lru_crawler <subcommand> ...}, answered as memcached 1.6.18 answers.
 
@@ -143,28 +118,28 @@ def lruCrawler(request: wire.LruCrawlerRequest, cache: Cache) -> Lines:
                 crawler.starts += 1
                 if wanted:
                     cache.store.sweepExpired(crawler.tocrawl or _UNBOUNDED)
-                return [wire.OK]
+                return [classic.OK]
             raise HandOver(Metadump(cache, wanted))
         if subcommand == b"tocrawl" or subcommand == b"sleep":
-            number = wire._strtoul(argument)
+            number = strtoul(argument)
             if number is None:
-                raise ClientError(wire.BAD_FORMAT)
+                raise ClientError(classic.BAD_FORMAT)
             if subcommand == b"tocrawl":
                 crawler.tocrawl = number
             elif number > MAX_SLEEP:
                 raise ClientError(SLEEP_TOO_LONG)
             else:
                 crawler.sleep = number
-            return [wire.OK]
+            return [classic.OK]
     elif len(arguments) == 1:
         if arguments[0] == b"enable":
             if crawler.enabled:
                 return [START_FAILED]
             crawler.enabled = True
-            return [wire.OK]
+            return [classic.OK]
         if arguments[0] == b"disable":
             crawler.enabled = False
-            return [wire.OK]
+            return [classic.OK]
     raise UnknownCommand()
 
 
@@ -183,10 +158,10 @@ def metadumpLine(key: bytes, item: Any) -> bytes:
     )
 
 
-@implementer(IPushProducer)
 class Metadump:
     """
-    A C{metadump} streaming to one connection.
+    A C{metadump} for one connection: an iterator of batches of lines, the
+    last ending in C{END}.
 
     The keys are copied when it starts; each is then looked up without side
     effects, so items deleted or expired meanwhile are left out and the
@@ -200,35 +175,24 @@ class Metadump:
         self._cache = cache
         self._wanted = wanted
         self._keys: Iterator[bytes] = iter(())
-        self._transport: Any = None
-        self._clock: Any = None
-        self._done: Callable[[], None] | None = None
-        self._call: Any = None
-        self._paused = False
+        self._finished = False
 
-    def start(self, transport: Any, clock: Any, done: Callable[[], None]) -> None:
+    def start(self) -> None:
         """
-        Take over the connection until the dump has been written; stop
-        reading its requests meanwhile, as memcached does.
+        The connection is handed over: take the keys, and count the crawl
+        as running.
         """
         crawler = self._cache.crawler
         crawler.running = True
         crawler.starts += 1
-        self._transport = transport
-        self._clock = clock
-        self._done = done
-        store: MemoryStore = self._cache.store
-        self._keys = iter(store.keys() if self._wanted else [])
-        transport.pauseProducing()
-        transport.registerProducer(self, True)
-        self._schedule()
+        self._keys = iter(self._cache.store.keys() if self._wanted else [])
 
-    def _schedule(self) -> None:
-        if self._call is None and not self._paused and self._done is not None:
-            self._call = self._clock.callLater(0, self._writeBatch)
+    def __iter__(self) -> Metadump:
+        return self
 
-    def _writeBatch(self) -> None:
-        self._call = None
+    def __next__(self) -> bytes:
+        if self._finished:
+            raise StopIteration
         find = self._cache.store.find
         lines = []
         for key in self._keys:
@@ -236,43 +200,17 @@ class Metadump:
             if item is not None:
                 lines.append(metadumpLine(key, item))
                 if len(lines) >= DUMP_BATCH:
-                    break
-        else:
-            lines.append(END)
-            self._transport.write(b"".join(lines))
-            self._finish()
-            return
-        self._transport.write(b"".join(lines))
-        self._schedule()
+                    return b"".join(lines)
+        lines.append(END)
+        self.close()
+        return b"".join(lines)
 
-    def _finish(self) -> None:
-        done, self._done = self._done, None
-        self._cache.crawler.running = False
-        if done is not None:
-            done()
-
-    def stop(self) -> None:
+    def close(self) -> None:
         """
-        The connection has gone: give up.
+        The dump is written, or its connection has gone.
         """
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-        self._done = None
+        self._finished = True
         self._cache.crawler.running = False
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def stopProducing(self) -> None:
-        self.stop()
 
 
 def crawlerStats(cache: Cache) -> list[tuple[str, object]]:

@@ -1,0 +1,403 @@
+"""
+One client connection's protocol state, without I/O: bytes in, reply lines
+and a L{Signal} out.
+
+Everything that affects what a connection reads next lives here: the reader
+state (a command line, a data block, or a refused block to swallow), the
+bytes waiting for the rest of a line or block, the reply windows, the
+authentication gate, the dispatch of each request to L{myproto.commands},
+and the mapping of errors to reply lines.  It imports nothing from Twisted;
+L{myproto.protocol} adapts it to a transport, and owns the timers, the
+outbox and flow control.
+
+Framing follows memcached's rules rather than C{LineReceiver}'s: a bare LF
+ends a line; an unfinished line longer than 2048 bytes closes the
+connection unless it is a multi-get; and pipelined input is scanned in place
+with an offset, where C{LineReceiver} copies the rest of its buffer for
+every line, which is quadratic in the number of commands in one read.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, auto
+from typing import Any, Optional, Protocol
+
+from myproto.cache import Cache
+from myproto.commands.dispatch import ADMITTERS, COMPLETERS, HANDLERS, badDataBlock
+from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
+from myproto.wire import classic
+from myproto.wire.text import parseRequest
+
+CRLF = b"\r\n"
+INTERNAL_ERROR = b"SERVER_ERROR internal error"
+
+# Replies to a pipelined batch are handed out as soon as they pass this
+# size, so that a transport whose buffer is full can pause the connection
+# before it reads and answers more.
+REPLY_BATCH_LIMIT = 64 * 1024
+
+# memcached carries out at most this many commands of one read before it
+# writes its replies, then this many at a time (its reqs_per_event, 20, plus
+# the command it starts with); see Cache.newReplyWindow.
+FIRST_REPLY_WINDOW = 21
+REPLY_WINDOW = 20
+
+
+class Signal(Enum):
+    """
+    What the adapter must do once it has sent the replies.
+    """
+
+    NEED_DATA = auto()  # nothing: wait for more bytes
+    REPLY_BATCH = auto()  # replies reached REPLY_BATCH_LIMIT: send, then continueReading
+    CLOSE = auto()  # close the connection once the replies have gone
+    HANDOVER = auto()  # hand the connection to ServerConnection.stream
+    SHUTDOWN = auto()  # close, and stop the server (see shutdownGraceful)
+
+
+NEED_DATA = Signal.NEED_DATA
+REPLY_BATCH = Signal.REPLY_BATCH
+CLOSE = Signal.CLOSE
+HANDOVER = Signal.HANDOVER
+SHUTDOWN = Signal.SHUTDOWN
+
+
+class ReaderState(Enum):
+    """
+    What the next input bytes are.
+    """
+
+    COMMAND = auto()  # a command line
+    DATA = auto()  # a storage command's data block and its CRLF
+    SWALLOW = auto()  # a refused data block, to be discarded
+
+
+# Module-level names for the states: the request path compares against them
+# for every command, and a global is cheaper to reach than an Enum attribute.
+COMMAND = ReaderState.COMMAND
+DATA = ReaderState.DATA
+SWALLOW = ReaderState.SWALLOW
+
+
+class ConnectionObserver(Protocol):
+    """
+    Told what a connection's owner logs.
+    """
+
+    def authenticationFailed(self, why: str) -> None:
+        """
+        A client's credentials were refused.
+        """
+
+    def internalError(self, doing: str) -> None:
+        """
+        A command failed with an unexpected exception: a bug.  Called from
+        the C{except} block, so the exception can be logged.
+        """
+
+
+class ServerConnection:
+    """
+    The protocol state of one client connection.
+
+    @ivar state: what the next input bytes are.
+    @ivar authenticated: whether the client may send commands.
+    @ivar stream: after L{HANDOVER}, what writes on the connection until
+        L{streamFinished}.
+    @ivar shutdownGraceful: after L{SHUTDOWN}, whether the client asked for
+        C{shutdown graceful}.
+    @ivar commandLines: command lines read so far.
+    """
+
+    def __init__(self, cache: Cache, observer: ConnectionObserver) -> None:
+        self._cache = cache
+        self._observer = observer
+        self.state = COMMAND
+        self._buffer = b""
+        self._pending: Any = None
+        self._chunks: list[bytes] = []
+        self._remaining = 0
+        self._windowRoom = FIRST_REPLY_WINDOW
+        self.authenticated = cache.settings.credentials is None
+        self.stream: Optional[Stream] = None
+        self.shutdownGraceful = False
+        self.commandLines = 0
+
+    @property
+    def unfinished(self) -> bool:
+        """
+        Whether a command line or data block has begun and not ended: the
+        adapter's request timer runs meanwhile.
+        """
+        return bool(self._buffer) or self.state is not COMMAND
+
+    @property
+    def buffered(self) -> bool:
+        """
+        Whether bytes wait to be read.
+        """
+        return bool(self._buffer)
+
+    @property
+    def bufferedBytes(self) -> int:
+        """
+        How many received bytes the connection holds on to: an unfinished
+        line, or the part of a data block received so far.
+        """
+        return len(self._buffer) + sum(map(len, self._chunks))
+
+    @property
+    def dataRemaining(self) -> int:
+        """
+        How many bytes of the data block being read (or swallowed), its CRLF
+        included, are still to come.
+        """
+        return self._remaining if self.state is not COMMAND else 0
+
+    def receiveData(self, data: bytes, replies: list[bytes]) -> Signal:
+        """
+        Frame what has arrived into command lines and data blocks and carry
+        them out.
+
+        @param data: the bytes read (or C{b""} to read on from what waits).
+        @param replies: where the reply lines go, each without its CRLF.
+        @return: what the adapter must do after sending C{replies}.
+        """
+        stream = self.stream
+        if stream is not None:
+            # Handed over: a watcher's input is ignored, as memcached does;
+            # a dump's waits until the connection is given back.
+            if not stream.endless:
+                self._cache.stats.bytesRead += len(data)
+                self._buffer += data
+            return NEED_DATA
+        self._cache.stats.bytesRead += len(data)
+        if self.state is COMMAND:
+            # memcached writes its replies whenever it runs out of whole
+            # lines (but not while it waits for the rest of a data block).
+            self._cache.newReplyWindow()
+        self._windowRoom = FIRST_REPLY_WINDOW
+        return self.continueReading(replies, data)
+
+    def continueReading(self, replies: list[bytes], data: bytes = b"") -> Signal:
+        """
+        Read on after L{REPLY_BATCH}, in the same reply window.
+        """
+        buffer = self._buffer + data if self._buffer else data
+        self._buffer = b""
+        position = 0
+        length = len(buffer)
+        signal = NEED_DATA
+        try:
+            while position < length:
+                if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
+                    signal = REPLY_BATCH
+                    break
+                state = self.state
+                if state is COMMAND:
+                    newline = buffer.find(b"\n", position)
+                    if newline < 0:
+                        break
+                    end = newline
+                    if end - position > 1 and buffer[end - 1] == 0x0D:
+                        end -= 1
+                    line = buffer[position:end]
+                    position = newline + 1
+                    if len(line) > classic.READ_BUFFER_SIZE and not _isRetrieval(line):
+                        # memcached could never hold this line whole.
+                        return CLOSE
+                    self.commandLines += 1
+                    if self.authenticated:
+                        signal = self._lineReceived(line, replies)
+                    else:
+                        signal = self._authenticationLineReceived(line, replies)
+                    if signal is not NEED_DATA:
+                        break
+                    if self.state is COMMAND:
+                        self._windowRoom -= 1
+                        if not self._windowRoom:
+                            self._nextReplyWindow()
+                elif state is DATA:
+                    need = self._remaining
+                    available = length - position
+                    if available < need:
+                        self._chunks.append(buffer[position:] if position else buffer)
+                        self._remaining -= available
+                        position = length
+                        break
+                    if self._chunks and need < 2:
+                        # The block's CRLF straddles two reads.
+                        self._chunks.append(buffer[position : position + need])
+                        block = b"".join(self._chunks)
+                        self._chunks = []
+                        value = block[:-2]
+                        intact = block.endswith(CRLF)
+                    elif self._chunks:
+                        # Joined without the CRLF: a large value is copied once.
+                        self._chunks.append(buffer[position : position + need - 2])
+                        value = b"".join(self._chunks)
+                        self._chunks = []
+                        intact = buffer.startswith(CRLF, position + need - 2)
+                    else:
+                        value = buffer[position : position + need - 2]
+                        intact = buffer.startswith(CRLF, position + need - 2)
+                    position += need
+                    self.state = COMMAND
+                    self._dataReceived(value, intact, replies)
+                    self._commandDone()
+                else:
+                    taken = min(self._remaining, length - position)
+                    position += taken
+                    self._remaining -= taken
+                    if not self._remaining:
+                        self.state = COMMAND
+                        self._commandDone()
+        finally:
+            if position < length:
+                self._buffer = buffer[position:]
+        if signal is NEED_DATA and self.state is COMMAND and self._buffer:
+            # Only now is what is left an unfinished line.
+            if _unfinishedLineTooLong(self._buffer, self.authenticated):
+                self._buffer = b""
+                return CLOSE
+        return signal
+
+    def streamFinished(self) -> None:
+        """
+        The stream the connection was handed to has finished: read commands
+        again (the adapter calls L{receiveData} with C{b""}).
+        """
+        self.stream = None
+
+    def _commandDone(self) -> None:
+        """
+        A command is finished; after memcached's count of them, its replies
+        would have been written (see L{Cache.newReplyWindow}).
+        """
+        self._windowRoom -= 1
+        if not self._windowRoom:
+            self._nextReplyWindow()
+
+    def _nextReplyWindow(self) -> None:
+        self._cache.newReplyWindow()
+        self._windowRoom = REPLY_WINDOW
+
+    def _lineReceived(self, line: bytes, replies: list[bytes]) -> Signal:
+        request = None
+        cache = self._cache
+        try:
+            request = parseRequest(line)
+            handler = HANDLERS.get(type(request))
+            if handler is not None:
+                timings = cache.timings
+                if timings is None:
+                    lines = handler(request, cache)
+                else:
+                    lines = timings.time(handler, request, cache)
+                if not request.noreply:
+                    replies += lines
+                return NEED_DATA
+            admitter = ADMITTERS.get(type(request))
+            if admitter is not None:
+                self._remaining = request.size + 2  # type: ignore[union-attr]
+                try:
+                    replies.extend(admitter(request, cache))
+                except ProtocolError:
+                    self.state = SWALLOW
+                    raise
+                self._pending = request
+                self.state = DATA
+                return NEED_DATA
+            if isinstance(request, classic.QuitRequest):
+                return CLOSE
+            if isinstance(request, classic.ShutdownRequest):
+                return self._shutdown(request, replies)
+            raise AssertionError("no handler for %r" % (request,))
+        except CloseConnection:
+            return CLOSE
+        except HandOver as handOver:
+            # As in memcached, replies still waiting to be written refuse it.
+            if replies:
+                replies.append(handOver.stream.pipelineError)
+                return NEED_DATA
+            self.stream = handOver.stream
+            return HANDOVER
+        except ProtocolError as error:
+            if not (error.noreply or (request is not None and request.noreply)):
+                replies.append(error.wire())
+        except Exception:
+            self._observer.internalError("handling a command")
+            replies.append(INTERNAL_ERROR)
+        return NEED_DATA
+
+    def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> Signal:
+        try:
+            request = classic.parseAuthentication(line)
+        except CloseConnection:
+            return CLOSE
+        except ProtocolError as error:
+            replies.append(error.wire())
+            return NEED_DATA
+        self._remaining = request.size + 2
+        self._pending = request
+        self.state = DATA
+        return NEED_DATA
+
+    def _dataReceived(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
+        request = self._pending
+        self._pending = None
+        cache = self._cache
+        try:
+            if not intact:
+                raise badDataBlock(request, cache)
+            completer = COMPLETERS[type(request)]
+            timings = cache.timings
+            if timings is None:
+                lines = completer(request, value, cache)
+            else:
+                lines = timings.timeCompletion(completer, request, value, cache)
+            if isinstance(request, classic.AuthenticationRequest):
+                self.authenticated = True
+        except ProtocolError as error:
+            if isinstance(request, classic.AuthenticationRequest):
+                self._observer.authenticationFailed(error.message.decode("ascii"))
+            if not request.noreply:
+                replies.append(error.wire())
+            return
+        except Exception:
+            self._observer.internalError("storing an item")
+            replies.append(INTERNAL_ERROR)
+            return
+        if not request.noreply:
+            replies.extend(lines)
+
+    def _shutdown(self, request: classic.ShutdownRequest, replies: list[bytes]) -> Signal:
+        if not self._cache.settings.enableShutdown:
+            replies.append(classic.SHUTDOWN_NOT_ENABLED)
+            return NEED_DATA
+        if request.mode is None or request.mode == b"graceful":
+            self.shutdownGraceful = request.mode is not None
+            return SHUTDOWN
+        replies.append(ClientError(classic.BAD_SHUTDOWN_MODE).wire())
+        return NEED_DATA
+
+
+def _isRetrieval(line: bytes) -> bool:
+    """
+    Whether a line starts as a multi-get, which memcached lets grow long.
+    """
+    stripped = line.lstrip(b" ")
+    return len(line) - len(stripped) <= 100 and (
+        stripped.startswith(b"get ") or stripped.startswith(b"gets ")
+    )
+
+
+def _unfinishedLineTooLong(rest: bytes, authenticated: bool) -> bool:
+    """
+    memcached's rule for a line still without its newline.
+    """
+    if len(rest) <= classic.MAX_COMMAND_LINE:
+        return False
+    if not authenticated:
+        return True
+    return not _isRetrieval(rest) or len(rest) > classic.MAX_RETRIEVAL_LINE
