@@ -463,7 +463,7 @@ def settingsStats(cache: Cache) -> list[tuple[str, object]]:
         come from the first TCP and first Unix C{--listen} descriptions.
     """
     settings = cache.settings
-    listening = conns.listenFacts(settings.listen)
+    listening = settings.listening
     tcp = listening.tcpPort is not None
     pairs: list[tuple[str, object]] = [
         ("maxbytes", cache.store.maxBytes),
