@@ -26,6 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from myproto import config, crawler, metrics, tap, watch
+from myproto.service import DRAIN_NAME, METRICS_NAME
 from myproto.config import ServerSettings, listenFacts, splitDescription
 from myproto.conns import describeAddress
 from myproto.evictions import EvictionSummary
@@ -922,10 +923,10 @@ class MetricsTests(SynchronousTestCase):
         top = tap.makeService(options, reactor)
         top.privilegedStartService()
         top.startService()
-        service = top.getServiceNamed(tap.METRICS_NAME)
+        service = top.getServiceNamed(METRICS_NAME)
         self.assertIsInstance(service.factory, metrics.MetricsSite)  # type: ignore[attr-defined]
         self.assertEqual(sorted(port for port, *_ in reactor.tcpServers), [9150, 11211])
-        self.assertIsNotNone(top.getServiceNamed(tap.DRAIN_NAME).factory.cache.timings)  # type: ignore[attr-defined]
+        self.assertIsNotNone(top.getServiceNamed(DRAIN_NAME).factory.cache.timings)  # type: ignore[attr-defined]
         top.stopService()
 
 
