@@ -1,18 +1,124 @@
 """
 The settings one server runs with, gathered in one immutable value.
 
-L{ServerSettings} is what the service wiring (L{myproto.tap}) builds from the
-command line and what the protocol factory reads; nothing else needs to know
-where a setting came from.
+L{ServerSettings} is what the service wiring (L{myproto.options},
+L{myproto.service}) builds from the command line and what the protocol
+factory reads; nothing else needs to know where a setting came from.
+
+What C{stats settings} reports about the listeners (C{tcpport}, C{inter},
+C{domain_socket}...) memcached takes from its command line; here it is read
+from the C{--listen} endpoint descriptions, once, when the settings are made
+(L{ServerSettings.listening}).
+
+This is a leaf module: it imports nothing from myproto or Twisted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 MEGABYTE = 1024 * 1024
 
 DEFAULT_LISTEN = "tcp:11211:interface=127.0.0.1"
+
+# Twisted's defaults for what a description leaves out.
+DEFAULT_BACKLOG = 50
+DEFAULT_UNIX_MODE = 0o666
+
+# Endpoint types that listen on a TCP port (TLS included, as memcached's
+# tcpport is its TLS port too).
+_TCP_TYPES = frozenset(["tcp", "tcp6", "ssl", "mtls"])
+
+
+@dataclass(frozen=True)
+class ListenFacts:
+    """
+    What the first TCP and first Unix endpoint descriptions say.
+
+    @ivar tcpPort: the first TCP-based endpoint's port, or L{None}.
+    @ivar interface: its interface, or L{None} for all interfaces.
+    @ivar backlog: its listen backlog.
+    @ivar unixPath: the first Unix endpoint's path, or L{None}.
+    @ivar unixMode: that socket's permission bits.
+    """
+
+    tcpPort: int | None = None
+    interface: str | None = None
+    backlog: int = DEFAULT_BACKLOG
+    unixPath: str | None = None
+    unixMode: int = DEFAULT_UNIX_MODE
+
+
+def splitDescription(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """
+    Split an endpoint description the way Twisted does: on colons, with a
+    backslash quoting the next character; C{key=value} parts are keywords.
+
+    @return: the endpoint type, the positional arguments and the keywords.
+    """
+    parts: list[list[str]] = [[]]
+    escaped = False
+    for character in description:
+        if escaped:
+            parts[-1].append("\\" + character)
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == ":":
+            parts.append([])
+        else:
+            parts[-1].append(character)
+    positional: list[str] = []
+    keywords: dict[str, str] = {}
+    for pieces in parts[1:]:
+        key: list[str] | None = None
+        value: list[str] = []
+        for piece in pieces:
+            if piece == "=" and key is None:
+                key, value = value, []
+            else:
+                value.append(piece[-1])
+        if key is None:
+            positional.append("".join(value))
+        else:
+            keywords["".join(key)] = "".join(value)
+    kind = "".join(piece[-1] for piece in parts[0])
+    return kind, positional, keywords
+
+
+def listenFacts(descriptions: Sequence[str]) -> ListenFacts:
+    """
+    Read what C{stats settings} reports from the endpoint descriptions.
+
+    @param descriptions: the C{--listen} descriptions, in order.
+    @return: the facts; what cannot be read is left at its default.
+    """
+    tcpPort: int | None = None
+    interface: str | None = None
+    backlog = DEFAULT_BACKLOG
+    unixPath: str | None = None
+    unixMode = DEFAULT_UNIX_MODE
+    for description in descriptions:
+        kind, positional, keywords = splitDescription(description)
+        kind = kind.lower()
+        if kind in _TCP_TYPES and tcpPort is None:
+            port = keywords.get("port", positional[0] if positional else None)
+            try:
+                tcpPort = int(port) if port is not None else None
+                backlog = int(keywords.get("backlog", DEFAULT_BACKLOG))
+            except ValueError:
+                continue
+            interface = keywords.get("interface") or None
+        elif kind == "unix" and unixPath is None:
+            path = keywords.get("address", positional[0] if positional else None)
+            try:
+                unixMode = int(keywords.get("mode", "666"), 8)
+            except ValueError:
+                unixMode = DEFAULT_UNIX_MODE
+            unixPath = path
+    return ListenFacts(tcpPort, interface, backlog, unixPath, unixMode)
+
 
 
 @dataclass(frozen=True)
@@ -43,6 +149,8 @@ class ServerSettings:
         finish their current requests.
     @ivar metrics: the endpoint description to serve Prometheus metrics on,
         or L{None} for none.
+    @ivar listening: what C{stats settings} reports about C{listen}, read
+        from it when the settings are made (not an argument).
     """
 
     memoryLimit: int = 64 * MEGABYTE
@@ -60,3 +168,10 @@ class ServerSettings:
     snapshotInterval: float = 300.0
     drainTimeout: float = 5.0
     metrics: str | None = None
+    # Read here rather than per "stats settings": the descriptions never
+    # change.  Not compared, as it follows from listen.
+    listening: ListenFacts = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The dataclass is frozen: this is the one assignment it allows.
+        object.__setattr__(self, "listening", listenFacts(self.listen))

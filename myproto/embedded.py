@@ -14,13 +14,14 @@ it serves (L{EmbeddedServer.client}), and L{EmbeddedServer.stop}.
     server.client.set(b"greeting", b"hello")
     await server.stop()
 
-The server is built by the same L{myproto.tap.makeService} as the twistd
-plugin, less what belongs to a whole process rather than to one server in
-it: the signal handlers (SIGTERM, and SIGHUP with C{mtls:}; the host program
-decides what signals do).  Its endpoints are listened on here rather than by
-strports services, so that the bound ports are known and a port that cannot
-be bound fails the call instead of being logged.  Other listeners
-C{makeService} adds (C{metrics}) stay as they are.
+The server is built by the same L{myproto.service.buildServer} as the
+twistd plugin, less what belongs to a whole process rather than to one
+server in it: the signal handlers (SIGTERM, and SIGHUP with C{mtls:}; the
+host program decides what signals do) and the garbage-collector freeze.  Its
+endpoints are listened on here rather than by strports services, so that
+the bound ports are known and a port that cannot be bound fails the call
+instead of being logged.  The cache's other listener (C{metrics}) is run as
+C{twistd} runs it.
 
 Everything here must be called from the reactor thread.  From another
 thread, see L{myproto.testing.ReactorThread}.
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
@@ -46,23 +46,22 @@ from twisted.python.failure import Failure
 from myproto.cache import Cache
 from myproto.config import ServerSettings
 from myproto.local import LocalClient
+from myproto.options import Options, settingsFromOptions
 from myproto.protocol import CacheServerFactory
-from myproto.store import MemoryStore
-from myproto.tap import (
-    DRAIN_NAME,
+from myproto.service import (
     ExitCleanlyOnSignals,
     FreezeStartupObjects,
-    Options,
     ReloadCertificatesOnSignal,
-    makeService,
+    buildServer,
 )
+from myproto.store import MemoryStore
 
 # A port the system picks, on the loopback interface only.
 EPHEMERAL_LISTEN = "tcp:0:interface=127.0.0.1"
 
-# The parts of makeService's server that act on the whole process (signal
+# The parts of a twistd server that act on the whole process (signal
 # handlers, the garbage collector), which belong to the program that embeds
-# it.
+# it: serve never makes them.  Kept as a public name for callers that check.
 PROCESS_SERVICES = (ExitCleanlyOnSignals, ReloadCertificatesOnSignal, FreezeStartupObjects)
 
 
@@ -77,8 +76,9 @@ def optionNames() -> frozenset[str]:
 
 def configFromKeywords(listen: str | Iterable[str], options: dict[str, Any]) -> dict[str, Any]:
     """
-    Turn L{serve}'s arguments into the mapping L{myproto.tap.makeService}
-    reads, with the command line's keys and units.
+    Turn L{serve}'s arguments into the mapping
+    L{myproto.options.settingsFromOptions} reads, with the command line's
+    keys and units.
 
     @param listen: one endpoint description, or several.
     @param options: option names as L{optionNames} lists them, and values as
@@ -254,19 +254,15 @@ def serve(
     """
     if reactor is None:
         from twisted.internet import reactor
-    config = configFromKeywords(listen, options)
-    service = makeService(config, reactor)
-    factory = service.getServiceNamed(DRAIN_NAME).factory
-    endpoints = []
-    for child in list(service):
-        if isinstance(child, PROCESS_SERVICES):
-            child.disownServiceParent()
-        elif isinstance(child, StreamServerEndpointService) and child.factory is factory:
-            # The endpoint itself is kept: mtls: endpoints' certificates are
-            # reloaded through it.
-            endpoints.append(child.endpoint)
-            child.disownServiceParent()
-    return Deferred.fromCoroutine(_start(endpoints, factory, service))
+    settings = settingsFromOptions(configFromKeywords(listen, options))
+    parts = buildServer(settings, reactor, processWide=False)
+    service = MultiService()
+    for child in parts.cacheServices:
+        child.setServiceParent(service)
+    # Listened on here, not through their strports services; the endpoint
+    # itself is kept, as mtls: endpoints' certificates reload through it.
+    endpoints = [listener.endpoint for listener in parts.listeners]
+    return Deferred.fromCoroutine(_start(endpoints, parts.factory, service))
 
 
 async def _start(

@@ -22,7 +22,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from myproto.config import MEGABYTE
 from myproto.embedded import PROCESS_SERVICES, EmbeddedServer, optionNames, serve
-from myproto.tap import Options
+from myproto.options import Options
 from myproto.tls import selfSignedCertificate
 from tests.readme import childEnvironment, readmeExample
 
@@ -72,7 +72,7 @@ class RefusingReactor(MemoryReactorClock):
 
 class ServeTests(SynchronousTestCase):
     """
-    L{serve} builds the server L{myproto.tap.makeService} describes and
+    L{serve} builds the server L{myproto.service.buildServer} describes and
     listens on each endpoint itself.
     """
 

@@ -59,7 +59,8 @@ from myproto.commands.admin import generalStats
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
-from myproto.tap import ReloadCertificatesOnSignal, makeService
+from myproto.service import ReloadCertificatesOnSignal
+from myproto.tap import makeService
 from myproto.tls import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     CertificateError,

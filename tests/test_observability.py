@@ -12,6 +12,7 @@ L{tests.test_observability_differential}, which compares live).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -24,10 +25,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
-from myproto import metrics, tap
+from myproto import config, metrics, tap
 from myproto.commands import crawler, watch
-from myproto.config import ServerSettings
-from myproto.conns import describeAddress, listenFacts, splitDescription
+from myproto.config import ServerSettings, listenFacts, splitDescription
+from myproto.conns import describeAddress
+from myproto.service import DRAIN_NAME, METRICS_NAME
 from myproto.evictions import EvictionSummary
 from myproto.store import MemoryStore
 from tests.test_protocol import (
@@ -299,6 +301,22 @@ class StatsSettingsTests(SynchronousTestCase):
         )
         self.assertEqual(listenFacts(["ssl:11212:privateKey=k.pem"]).tcpPort, 11212)
         self.assertEqual(listenFacts(["tcp:port=11213"]).tcpPort, 11213)
+
+    def test_listenFactsReadOnce(self) -> None:
+        """
+        The settings read their listen facts when they are made, not at
+        each C{stats settings}; a copy with other endpoints reads its own,
+        and the facts play no part in equality.
+        """
+        settings = ServerSettings(listen=("tcp:11311", "unix:m.sock:mode=600"))
+        self.assertEqual(settings.listening, listenFacts(settings.listen))
+        self.assertEqual(settings, ServerSettings(listen=settings.listen))
+        other = replace(settings, listen=("tcp:11411",))
+        self.assertEqual(other.listening.tcpPort, 11411)
+        server = Server(settings)
+        self.patch(config, "listenFacts", lambda descriptions: self.fail("read again"))
+        self.assertEqual(self.settings(server)["tcpport"], "11311")
+        self.assertEqual(self.settings(server)["umask"], "600")
 
 
 class GeneralStatsTests(SynchronousTestCase):
@@ -906,10 +924,10 @@ class MetricsTests(SynchronousTestCase):
         top = tap.makeService(options, reactor)
         top.privilegedStartService()
         top.startService()
-        service = top.getServiceNamed(tap.METRICS_NAME)
+        service = top.getServiceNamed(METRICS_NAME)
         self.assertIsInstance(service.factory, metrics.MetricsSite)  # type: ignore[attr-defined]
         self.assertEqual(sorted(port for port, *_ in reactor.tcpServers), [9150, 11211])
-        self.assertIsNotNone(top.getServiceNamed(tap.DRAIN_NAME).factory.cache.timings)  # type: ignore[attr-defined]
+        self.assertIsNotNone(top.getServiceNamed(DRAIN_NAME).factory.cache.timings)  # type: ignore[attr-defined]
         top.stopService()
 
 

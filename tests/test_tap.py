@@ -1,6 +1,8 @@
 """
-Tests for L{myproto.tap}: the options of C{twistd myproto}, the services
-L{makeService} builds, and the plugin that makes C{twistd} find them.
+Tests for L{myproto.tap} and L{myproto.options}: the options of C{twistd
+myproto}, the services L{makeService} builds, and the plugin that makes
+C{twistd} find them.  What L{myproto.service.buildServer} makes is tested in
+L{tests.test_service}.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from twisted.python.filepath import FilePath
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from myproto import tap
 from myproto.config import DEFAULT_LISTEN, MEGABYTE, ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from myproto.tap import Options, makeService, parseSize, settingsFromOptions
+from myproto.evictions import SUMMARY_INTERVAL
+from myproto.options import parseSize, settingsFromOptions
+from myproto.service import SWEEPER_NAME, ExitCleanlyOnSignals, FreezeStartupObjects
+from myproto.tap import Options, makeService
 from tests.helpers import selfSignedFiles
 
 
@@ -515,7 +519,7 @@ def childrenOf(
     @return: the timer and the listeners, in order.
     """
     children = list(top)
-    sweeper = top.getServiceNamed(tap.SWEEPER_NAME)
+    sweeper = top.getServiceNamed(SWEEPER_NAME)
     listeners = [child for child in children if isinstance(child, StreamServerEndpointService)]
     assert isinstance(sweeper, TimerService)
     return sweeper, listeners  # type: ignore[return-value]
@@ -612,7 +616,7 @@ class MakeServiceTests(SynchronousTestCase):
         store = sweeper.call[0].__self__
         store.put(b"k", b"v", 0, self.reactor.seconds() + 1.5)
         # The other timer is the eviction summary's.
-        summary = tap.SUMMARY_INTERVAL
+        summary = SUMMARY_INTERVAL
         self.assertEqual(sorted(c.getTime() for c in self.reactor.getDelayedCalls()), [1.0, summary])
         self.reactor.advance(1)
         self.assertEqual(len(store), 1)
@@ -648,10 +652,34 @@ class MakeServiceTests(SynchronousTestCase):
         [freeze] = [
             hook
             for hook, _, _ in self.reactor.whenRunningHooks
-            if isinstance(getattr(hook, "__self__", None), tap.FreezeStartupObjects)
+            if isinstance(getattr(hook, "__self__", None), FreezeStartupObjects)
         ]
         freeze()
         self.assertEqual(calls, ["collect", "freeze"])
+
+    def test_childrenInOrder(self) -> None:
+        """
+        The children keep their names and order: the snapshot, the signal
+        handlers and the freeze, the drain, the timers, the metrics, then
+        the listeners.
+        """
+        top = makeService(
+            {
+                "listen": ["tcp:0:interface=127.0.0.1"],
+                "snapshot": self.mktemp(),
+                "metrics": "tcp:9150:interface=127.0.0.1",
+            },
+            self.reactor,
+        )
+        children = list(top)
+        self.assertEqual(
+            [child.name for child in children if child.name],
+            ["snapshot", "drain", "sweeper", "evictions", "metrics"],
+        )
+        self.assertIsInstance(children[1], ExitCleanlyOnSignals)
+        self.assertIsInstance(children[2], FreezeStartupObjects)
+        self.assertIsInstance(children[-1], StreamServerEndpointService)
+        self.assertIs(children[-1].factory, top.getServiceNamed("drain").factory)  # type: ignore[attr-defined]
 
     def test_plainMapping(self) -> None:
         """

@@ -12,7 +12,6 @@ import resource
 from myproto.cache import PROTOCOL_VERSION, Cache, Lines
 from myproto.commands.crawler import crawlerStats
 from myproto.commands.watch import watchStats
-from myproto.conns import listenFacts
 from myproto.errors import ClientError, UnknownCommand
 from myproto.wire import classic
 
@@ -174,7 +173,7 @@ def settingsStats(cache: Cache) -> list[tuple[str, object]]:
         come from the first TCP and first Unix C{--listen} descriptions.
     """
     settings = cache.settings
-    listening = listenFacts(settings.listen)
+    listening = settings.listening
     tcp = listening.tcpPort is not None
     pairs: list[tuple[str, object]] = [
         ("maxbytes", cache.store.maxBytes),
