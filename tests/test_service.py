@@ -118,7 +118,6 @@ class BuildServerTests(SynchronousTestCase):
         self.assertEqual(list(parts.services), [*parts.cacheServices, *parts.listeners])
         cache = parts.factory.cache
         self.assertIsNotNone(cache.certificates)
-        self.assertIsNotNone(cache.tlsStats)
 
     def test_noCertificatesNoReload(self) -> None:
         """
