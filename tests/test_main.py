@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from myproto.__main__ import MainOptions, run
 from myproto.protocol import CacheServerFactory
 from myproto.tap import Options
+from tests.helpers import receiveUntil
 from tests.readme import childEnvironment
 
 # Seconds a child process may take to start or to stop.
@@ -168,12 +169,7 @@ class CommandTests(SynchronousTestCase):
         address = ("127.0.0.1", int(started.group(1)))
         with socket.create_connection(address, timeout=CHILD_TIMEOUT) as client:
             client.sendall(b"set k 0 0 2\r\nhi\r\nget k\r\n")
-            received = b""
-            while not received.endswith(b"END\r\n"):
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
+            received = receiveUntil(client, lambda data: data.endswith(b"END\r\n"), "END")
         self.assertEqual(received, b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n")
         os.kill(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=CHILD_TIMEOUT)

@@ -24,10 +24,10 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests import helpers
 from tests.reference import exchange, startMemcached
 from tests.test_differential import STATS_BLOCK, listenMyproto, normalise, statProblems
 from tests.test_observability import STREAM
@@ -65,18 +65,19 @@ async def connect(port: int) -> Collector:
     return collector
 
 
-async def waitFor(condition: Callable[[], bool], limit: float = WATCH_LIMIT) -> None:
-    from twisted.internet import reactor
+async def waitFor(condition: Callable[[], bool], what: str) -> None:
+    """
+    Wait until C{condition()} holds, for at most L{WATCH_LIMIT} seconds.
 
-    deadline = reactor.seconds() + limit
-    while not condition() and reactor.seconds() < deadline:
-        await deferLater(reactor, 0.01, lambda: None)
+    @raise AssertionError: if it does not hold by then.
+    """
+    await helpers.waitFor(condition, WATCH_LIMIT, what)
 
 
 async def hangUp(collector: Collector) -> None:
     assert collector.transport is not None
     collector.transport.loseConnection()
-    await waitFor(lambda: collector.closed)
+    await waitFor(lambda: collector.closed, "the server to close the connection")
 
 
 _WATCH = re.compile(rb"^ts=\d+\.\d+ gid=(\d+) (.*) cfd=(-?\d+)( .*)?$")
@@ -174,11 +175,23 @@ class ObservabilityDifferentialTests(TestCase):
             idle = await connect(port)
             used = await connect(port)
             used.transport.write(b"version\r\n")  # type: ignore[union-attr]
-            await waitFor(lambda: used.received.endswith(b"\r\n"))
+            await waitFor(lambda: used.received.endswith(b"\r\n"), "the reply to version")
             reading = await connect(port)
             reading.transport.write(b"set k 0 0 10\r\nab")  # type: ignore[union-attr]
-            await deferLater(_reactor(), 0.2, lambda: None)
-            reply = (await exchange(HOST, port, [b"stats conns\r\n"])).data
+            replies: list[bytes] = []
+
+            async def inDataBlock() -> bool:
+                replies.append((await exchange(HOST, port, [b"stats conns\r\n"])).data)
+                return b":state conn_nread\r\n" in replies[-1]
+
+            # Ask again until the server has read the command line and waits
+            # for the data block.
+            for attempt in range(100):
+                if await inDataBlock():
+                    break
+            else:
+                self.fail("no connection in conn_nread: {!r}".format(replies[-1]))
+            reply = replies[-1]
             for collector in (idle, used, reading):
                 await hangUp(collector)
             found: dict[str, dict[str, str]] = {}
@@ -261,7 +274,15 @@ class ObservabilityDifferentialTests(TestCase):
             await exchange(HOST, port, [setup])
             result = []
             for spec in (b"all", b"hash", b"1", b"2"):
-                reply = await exchange(HOST, port, [b"lru_crawler metadump " + spec + b"\r\n"])
+                # memcached does not read a quit pipelined behind a dump:
+                # the dump is complete at its END.
+                reply = await exchange(
+                    HOST,
+                    port,
+                    [b"lru_crawler metadump " + spec + b"\r\n"],
+                    quit=False,
+                    until=lambda received: received.endswith(b"END\r\n"),
+                )
                 result.append(normaliseDump(reply.data, time.time()))
             return result
 
@@ -286,10 +307,9 @@ class ObservabilityDifferentialTests(TestCase):
         async def watched(port: int) -> list[bytes]:
             watcher = await connect(port)
             watcher.transport.write(b"watch fetchers mutations\r\n")  # type: ignore[union-attr]
-            await waitFor(lambda: watcher.received.startswith(b"OK\r\n"))
-            self.assertTrue(watcher.received.startswith(b"OK\r\n"), watcher.received)
+            await waitFor(lambda: watcher.received.startswith(b"OK\r\n"), "OK to watch")
             await exchange(HOST, port, [STREAM])
-            await waitFor(lambda: watcher.received.count(b"\n") >= 32)
+            await waitFor(lambda: watcher.received.count(b"\n") >= 32, "32 watch lines")
             await hangUp(watcher)
             return normaliseWatch(watcher.received[4:].split(b"\n")[:-1])
 
@@ -301,9 +321,3 @@ class ObservabilityDifferentialTests(TestCase):
             self.assertEqual(got, expected)
 
         return Deferred.fromCoroutine(check())
-
-
-def _reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
