@@ -10,10 +10,16 @@ from typing import Any, Callable
 
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
 
 from twisted.python.filepath import FilePath
 
 from myproto.tls import selfSignedCertificate
+
+#: trial's assertions for helpers that have no test case of their own (and
+#: for the Hypothesis state machine): C{check.assertEqual(reply, b"END\\r\\n")}
+#: raises the same AssertionError, with the same message, as in a test.
+check = SynchronousTestCase()
 
 
 def selfSignedFiles(

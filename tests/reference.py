@@ -252,7 +252,8 @@ async def _accepts(reactor: Any, host: str, port: int) -> bool:
         protocol = await connectProtocol(endpoint, Protocol())
     except ConnectError:
         return False
-    assert protocol.transport is not None
+    if protocol.transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     done: Deferred[None] = Deferred()
     protocol.connectionLost = lambda reason: done.callback(None)  # type: ignore[method-assign]
     protocol.transport.loseConnection()
@@ -504,7 +505,8 @@ async def _exchange(
     collector = _Collector(reactor)
     await connectProtocol(TCP4ClientEndpoint(reactor, host, port, timeout=5), collector)
     transport: Any = collector.transport
-    assert transport is not None
+    if transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     # Chunked writes are small and close together: without this, Nagle's
     # algorithm and delayed ACKs add ~40 ms to each of them.
     transport.setTcpNoDelay(True)

@@ -45,7 +45,7 @@ from twisted.trial.unittest import TestCase
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from tests.helpers import waitFor
+from tests.helpers import check, waitFor
 from tests.reference import (
     Part,
     Pause,
@@ -200,7 +200,8 @@ def normalise(data: bytes) -> Normalised:
                     number = uniques.setdefault(value.group(3), len(uniques))
                     line = value.group(1) + value.group(2) + b" <cas#%d>" % (number,)
             else:
-                assert meta is not None
+                if meta is None:
+                    raise AssertionError("neither VALUE nor VA: {!r}".format(line))
                 size = int(meta.group(1))
             lines.append(line)
             lines.append(b"<data> " + data[position : position + size + 2])
@@ -388,7 +389,7 @@ def case(name: str, *parts: Part, quit: bool = True, chunked: bool = True, doc: 
     """
     Add a case to L{CORPUS}.
     """
-    assert name not in {c.name for c in CORPUS}, name
+    check.assertNotIn(name, {c.name for c in CORPUS}, name)
     CORPUS.append(Case(name, tuple(parts), quit, chunked, doc))
 
 
@@ -1380,8 +1381,11 @@ class RandomSequenceTests(TestCase):
                 reactor, lambda: Deferred.fromCoroutine(_compareStream(parts))
             )
             problems = differences(expected, got)
-            assert not problems, "input: {}\n  {}\n  memcached: {}\n  myproto:   {}".format(
-                showParts(parts), "\n  ".join(problems), show(expected.data), show(got.data)
+            self.assertFalse(
+                problems,
+                "input: {}\n  {}\n  memcached: {}\n  myproto:   {}".format(
+                    showParts(parts), "\n  ".join(problems), show(expected.data), show(got.data)
+                ),
             )
 
         def failed(reason: Any) -> None:

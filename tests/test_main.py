@@ -82,7 +82,7 @@ class RunTests(SynchronousTestCase):
         self.assertTrue(reactor.hasRun)
         self.assertEqual([entry[0] for entry in reactor.tcpServers], [1234, 1235])
         factory = reactor.tcpServers[0][1]
-        assert isinstance(factory, CacheServerFactory)
+        self.assertIsInstance(factory, CacheServerFactory)
         self.assertEqual(factory.cache.store.maxBytes, 8 * 1024 * 1024)
         [(stop, args, kwargs)] = reactor.triggers["before"]["shutdown"]
         results = self.successResultOf(stop(*args, **kwargs))
@@ -157,7 +157,7 @@ class CommandTests(SynchronousTestCase):
         status 0, as memcached does.
         """
         process = self.command("--listen", "tcp:0:interface=127.0.0.1")
-        assert process.stdout is not None
+        self.assertIsNotNone(process.stdout)
         lines = []
         for line in process.stdout:
             lines.append(line)

@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests import helpers
+from tests.helpers import check
 from tests.reference import exchange, startMemcached
 from tests.test_differential import STATS_BLOCK, listenMyproto, normalise, statProblems
 from tests.test_observability import STREAM
@@ -60,7 +61,8 @@ async def connect(port: int) -> Collector:
 
     collector = Collector()
     await connectProtocol(TCP4ClientEndpoint(reactor, HOST, port, timeout=5), collector)
-    assert collector.transport is not None
+    if collector.transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     collector.transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
     return collector
 
@@ -75,7 +77,8 @@ async def waitFor(condition: Callable[[], bool], what: str) -> None:
 
 
 async def hangUp(collector: Collector) -> None:
-    assert collector.transport is not None
+    if collector.transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     collector.transport.loseConnection()
     await waitFor(lambda: collector.closed, "the server to close the connection")
 
@@ -93,14 +96,15 @@ def normaliseWatch(lines: list[bytes]) -> list[bytes]:
     descriptors = set()
     for line in lines:
         match = _WATCH.match(line)
-        assert match is not None, line
+        if match is None:
+            raise AssertionError("not a watch line: {!r}".format(line))
         gid = int(match.group(1))
         first = gid if first is None else first
         descriptors.add(match.group(3))
         result.append(
             b"gid+%d %s cfd=<cfd>%s" % (gid - first, match.group(2), match.group(4) or b"")
         )
-    assert len(descriptors) <= 1, descriptors
+    check.assertLessEqual(len(descriptors), 1, descriptors)
     return result
 
 
@@ -113,15 +117,16 @@ def normaliseDump(data: bytes, now: float) -> list[bytes]:
     (both servers give later stores larger ones) and times made relative to
     C{now} (C{la} must be within a few seconds).
     """
-    assert data.endswith(b"END\r\n"), data
+    check.assertTrue(data.endswith(b"END\r\n"), data)
     body = data[: -len(b"END\r\n")]
     items = []
     for line in body.split(b"\n")[:-1]:
         match = _DUMP.match(line)
-        assert match is not None, line
+        if match is None:
+            raise AssertionError("not a metadump line: {!r}".format(line))
         key, expires, access, cas, rest = match.groups()
         # memcached's clock ticks once a second and may lag a little.
-        assert abs(int(access) - now) <= 10, line
+        check.assertLessEqual(abs(int(access) - now), 10, line)
         ttl = b"-1" if expires == b"-1" else b"%d" % (round((int(expires) - now) / 100) * 100,)
         items.append((key, ttl, int(cas), rest))
     ranks = {cas: rank for rank, cas in enumerate(sorted(cas for _, _, cas, _ in items))}

@@ -26,6 +26,7 @@ from zope.interface import implementer
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore, itemSize
+from tests.helpers import check
 
 # A plausible wall-clock start, so that absolute exptimes look like unix
 # times.
@@ -146,7 +147,7 @@ def parseStats(reply: bytes) -> dict[str, str]:
     """
     @return: the C{STAT name value} lines of C{reply} as a mapping.
     """
-    assert reply.endswith(b"END\r\n"), reply
+    check.assertTrue(reply.endswith(b"END\r\n"), reply)
     return {
         name.decode("ascii"): value.decode("ascii")
         for name, value in re.findall(rb"STAT (\S+) ([^\r\n]*)\r\n", reply)
@@ -719,7 +720,7 @@ class CasTests(ProtocolTestCase):
         match = re.fullmatch(
             rb"VALUE %s \d+ \d+ (\d+)\r\n.*\r\nEND\r\n" % (re.escape(key),), reply, re.DOTALL
         )
-        assert match is not None, reply
+        self.assertIsNotNone(match, reply)
         return int(match.group(1))
 
     def test_flow(self) -> None:
@@ -2188,11 +2189,12 @@ def statNames(reply: bytes) -> list[str]:
         that every line is a C{STAT name value} line and that C{END} ends it.
     """
     lines = reply.split(b"\r\n")
-    assert lines[-2:] == [b"END", b""], reply[-50:]
+    check.assertEqual(lines[-2:], [b"END", b""], reply[-50:])
     names = []
     for line in lines[:-2]:
         match = re.fullmatch(rb"STAT ([a-z0-9_:]+) ([^ \r\n]+)", line)
-        assert match is not None, line
+        if match is None:
+            raise AssertionError("not a STAT line: {!r}".format(line))
         names.append(match.group(1).decode("ascii"))
     return names
 
@@ -2421,7 +2423,7 @@ class StatsTests(ProtocolTestCase):
         fields = []
         for name in names:
             match = re.fullmatch(r"items:(\d+):([a-z_]+)", name)
-            assert match is not None, name
+            self.assertIsNotNone(match, name)
             fields.append(match.group(2))
         self.assertEqual(fields, [name for name in MEMCACHED_ITEM_STATS if name in fields])
         stats = parseStats(reply)
@@ -2446,7 +2448,7 @@ class StatsTests(ProtocolTestCase):
         fields = []
         for name in names[:-2]:
             match = re.fullmatch(r"(\d+):([a-z_]+)", name)
-            assert match is not None, name
+            self.assertIsNotNone(match, name)
             fields.append(match.group(2))
         self.assertEqual(fields, [name for name in MEMCACHED_SLAB_STATS if name in fields])
         stats = parseStats(reply)

@@ -184,7 +184,7 @@ class StartServerTests(TestCase):
 
         server = await startServer(self.test, tls=True)  # type: ignore[arg-type]
         self.assertEqual(len(server.addresses), 1)
-        assert server.certificate is not None
+        self.assertIsNotNone(server.certificate)
         context = ssl.create_default_context(cafile=server.certificate)
         client = PymemcacheClient(server.address, tls_context=context)
 
