@@ -22,9 +22,13 @@ How a reply is known to be complete:
     received until the server closes or nothing has arrived for a short quiet
     period, whichever comes first.
 
-Either way a server that stays silent and open gives up after
-L{IDLE_LIMIT} seconds rather than hanging the test, and the reply records
-that the connection was still open.
+Waits are bounded and fail loudly: a server that neither closes after
+C{quit} nor reaches a sync point (L{WaitUntil}) within L{IDLE_LIMIT} seconds
+of silence raises L{AssertionError} with what it had sent, rather than
+handing back a partial reply.  The one time window that is not a failure is
+the quiet period after a stream without C{quit}, which is how "nothing more
+is answered" is observed; a caller that knows how much reply is due passes
+C{until} so that the quiet period only starts once it has arrived.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 
+from tests.helpers import waitFor
+
 MEMCACHED_MISSING = "memcached binary not on PATH; .ci/run installs it"
 MEMCCAPABLE_MISSING = "memccapable binary not on PATH; .ci/run installs it"
 
@@ -57,13 +63,13 @@ HOST = "127.0.0.1"
 #: Seconds to wait for a new memcached to accept connections.
 START_LIMIT = 10.0
 
-#: Seconds of silence after which an exchange stops waiting for a server
-#: that neither answers nor closes.
-IDLE_LIMIT = 2.0
+#: Seconds of silence after which an exchange fails: the server neither
+#: answers nor closes.  Generous, since a passing exchange never waits it out.
+IDLE_LIMIT = 10.0
 
 #: Seconds of silence that end a reply to a stream that is not followed by
-#: C{quit}.
-QUIET_PERIOD = 0.15
+#: C{quit} (after C{until}, if given, holds).
+QUIET_PERIOD = 0.3
 
 #: Seconds between the pieces of a chunked write.
 CHUNK_DELAY = 0.002
@@ -222,9 +228,10 @@ class MemcachedServer:
             # SIGKILL: there is nothing to save, and memcached takes about a
             # second to finish after SIGTERM (its LRU maintainer sleeps).
             process.kill()
-            deadline = reactor.seconds() + 5.0
-            while process.poll() is None and reactor.seconds() < deadline:
-                await deferLater(reactor, 0.005, lambda: None)
+            await waitFor(
+                lambda: process.poll() is not None, 5.0, "memcached to exit after SIGKILL",
+                reactor, interval=0.005,
+            )
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -245,7 +252,8 @@ async def _accepts(reactor: Any, host: str, port: int) -> bool:
         protocol = await connectProtocol(endpoint, Protocol())
     except ConnectError:
         return False
-    assert protocol.transport is not None
+    if protocol.transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     done: Deferred[None] = Deferred()
     protocol.connectionLost = lambda reason: done.callback(None)  # type: ignore[method-assign]
     protocol.transport.loseConnection()
@@ -330,8 +338,9 @@ async def resetMemcached(server: MemcachedServer, reactor: Any = None) -> None:
 class WaitUntil:
     """
     A sync point in a stream: stop sending until what has been received so
-    far satisfies C{predicate} (or the server closes, or stays silent for
-    L{IDLE_LIMIT} seconds).
+    far satisfies C{predicate}, or the server closes (the rest of the stream
+    is then not sent).  Silence for L{IDLE_LIMIT} seconds before either
+    fails the exchange.
 
     @ivar predicate: called with all bytes received so far.
     """
@@ -455,6 +464,7 @@ def exchange(
     quit: bool = True,
     chunking: Optional[random.Random] = None,
     reactor: Any = None,
+    until: Optional[Callable[[bytes], bool]] = None,
 ) -> Deferred[Reply]:
     """
     Open a connection, send a stream, and collect the whole reply.
@@ -464,15 +474,22 @@ def exchange(
     @param parts: the stream, in pieces (see L{Part}).
     @param quit: if true, append C{quit\\r\\n} and read until the server
         closes; if false, read until the server closes or has been quiet for
-        L{QUIET_PERIOD} seconds after the last write.
+        L{QUIET_PERIOD} seconds after the last write (and after C{until}
+        holds).
     @param chunking: if given, each bytes part is written in a few random
         pieces (cut where this generator says) with a short pause between
         them; otherwise in one write.
     @param reactor: the reactor to use.
+    @param until: with C{quit} false, called with what has been received:
+        the reply is not complete before it returns true (or the server
+        closes).
     @return: a L{Deferred} that fires with the L{Reply}.
+    @raise AssertionError: (from the L{Deferred}) if the server stays silent
+        for L{IDLE_LIMIT} seconds when a sync point, C{until}, or (with
+        C{quit}) the server's close is due.
     """
     return ensureDeferred(
-        _exchange(host, port, list(parts), quit, chunking, reactor or _reactor())
+        _exchange(host, port, list(parts), quit, chunking, reactor or _reactor(), until)
     )
 
 
@@ -483,11 +500,13 @@ async def _exchange(
     quit: bool,
     chunking: Optional[random.Random],
     reactor: Any,
+    until: Optional[Callable[[bytes], bool]] = None,
 ) -> Reply:
     collector = _Collector(reactor)
     await connectProtocol(TCP4ClientEndpoint(reactor, host, port, timeout=5), collector)
     transport: Any = collector.transport
-    assert transport is not None
+    if transport is None:
+        raise AssertionError("connected, but the protocol has no transport")
     # Chunked writes are small and close together: without this, Nagle's
     # algorithm and delayed ACKs add ~40 ms to each of them.
     transport.setTcpNoDelay(True)
@@ -504,7 +523,7 @@ async def _exchange(
             break
         if isinstance(part, WaitUntil):
             predicate = part.predicate
-            await _waitFor(reactor, collector, lambda: predicate(collector.data()))
+            await _waitFor(reactor, collector, lambda: predicate(collector.data()), "a sync point")
             continue
         if isinstance(part, Pause):
             await deferLater(reactor, part.seconds, lambda: None)
@@ -520,9 +539,14 @@ async def _exchange(
             if index < len(pieces) - 1:
                 await deferLater(reactor, CHUNK_DELAY, lambda: None)
     if quit:
-        await _waitFor(reactor, collector, lambda: False)
+        await _waitFor(reactor, collector, lambda: False, "the server to close after quit")
     else:
-        await _waitFor(reactor, collector, lambda: False, QUIET_PERIOD)
+        if until is not None:
+            complete = until
+            await _waitFor(reactor, collector, lambda: complete(collector.data()), "the reply")
+        # Nothing more is due: the quiet period is how "nothing more is
+        # answered" is observed.
+        await _quiet(reactor, collector, QUIET_PERIOD)
     closedByServer = collector.closed
     if not collector.closed:
         transport.abortConnection()
@@ -535,14 +559,33 @@ async def _waitFor(
     reactor: Any,
     collector: _Collector,
     condition: Callable[[], bool],
-    idle: float = IDLE_LIMIT,
+    what: str,
 ) -> None:
     """
-    Wait until C{condition()} holds, the connection closes, or nothing has
-    been sent or received for C{idle} seconds.
+    Wait until C{condition()} holds or the connection closes.
+
+    @raise AssertionError: if nothing is sent or received for L{IDLE_LIMIT}
+        seconds first.
     """
     while not collector.closed and not condition():
-        remaining = collector.lastActivity + idle - reactor.seconds()
+        remaining = collector.lastActivity + IDLE_LIMIT - reactor.seconds()
+        if remaining <= 0:
+            collector.transport.abortConnection()  # type: ignore[union-attr]
+            raise AssertionError(
+                "server silent for {}s while waiting for {}; received {!r}".format(
+                    IDLE_LIMIT, what, collector.data()[-500:]
+                )
+            )
+        await collector.activity(remaining)
+
+
+async def _quiet(reactor: Any, collector: _Collector, period: float) -> None:
+    """
+    Wait until the connection closes or nothing has been sent or received
+    for C{period} seconds.
+    """
+    while not collector.closed:
+        remaining = collector.lastActivity + period - reactor.seconds()
         if remaining <= 0:
             return
         await collector.activity(remaining)

@@ -38,7 +38,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.task import deferLater
 from twisted.internet.threads import blockingCallFromThread, deferToThread
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
@@ -46,6 +45,7 @@ from twisted.trial.unittest import TestCase
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
+from tests.helpers import check, waitFor
 from tests.reference import (
     Part,
     Pause,
@@ -79,34 +79,40 @@ async def listenMyproto() -> tuple[int, Callable[[], Deferred[None]]]:
     )
     port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
-    async def drained(seconds: float) -> bool:
-        deadline = reactor.seconds() + seconds
-        while factory.protocols and reactor.seconds() < deadline:
-            await deferLater(reactor, 0.005, lambda: None)
-        return not factory.protocols
-
     async def stop() -> None:
         # The client has closed or been closed; the server's side normally
         # notices at once.  One that does not (say, it stopped reading) is
-        # aborted, so that it does not outlive the test.
-        if not await drained(1.0):
+        # aborted, so that it does not outlive the test: the first wait is
+        # a grace period, the second must succeed.
+        try:
+            await waitFor(lambda: not factory.protocols, 1.0, "myproto to see the client go",
+                          reactor, interval=0.005)
+        except AssertionError:
             for wrapper in list(factory.protocols):
                 wrapper.transport.abortConnection()
-            await drained(1.0)
+            await waitFor(lambda: not factory.protocols, 5.0,
+                          "myproto's aborted connections to close", reactor, interval=0.005)
         await port.stopListening()
 
     return port.getHost().port, lambda: Deferred.fromCoroutine(stop())
 
 
 async def myprotoReply(
-    parts: Sequence[Part], quit: bool, chunking: Optional[random.Random]
+    parts: Sequence[Part],
+    quit: bool,
+    chunking: Optional[random.Random],
+    until: Optional[Callable[[bytes], bool]] = None,
 ) -> Reply:
     """
     Send a stream to a new myproto and collect the reply.
+
+    @param until: see L{exchange}.
     """
     port, stop = await listenMyproto()
     try:
-        return await exchange("127.0.0.1", port, parts, quit=quit, chunking=chunking)
+        return await exchange(
+            "127.0.0.1", port, parts, quit=quit, chunking=chunking, until=until
+        )
     finally:
         await stop()
 
@@ -194,7 +200,8 @@ def normalise(data: bytes) -> Normalised:
                     number = uniques.setdefault(value.group(3), len(uniques))
                     line = value.group(1) + value.group(2) + b" <cas#%d>" % (number,)
             else:
-                assert meta is not None
+                if meta is None:
+                    raise AssertionError("neither VALUE nor VA: {!r}".format(line))
                 size = int(meta.group(1))
             lines.append(line)
             lines.append(b"<data> " + data[position : position + size + 2])
@@ -382,7 +389,7 @@ def case(name: str, *parts: Part, quit: bool = True, chunked: bool = True, doc: 
     """
     Add a case to L{CORPUS}.
     """
-    assert name not in {c.name for c in CORPUS}, name
+    check.assertNotIn(name, {c.name for c in CORPUS}, name)
     CORPUS.append(Case(name, tuple(parts), quit, chunked, doc))
 
 
@@ -956,8 +963,14 @@ async def compareCase(case: Case) -> list[str]:
     """
     expected = await memcachedReply(case)
     feeds = _feeds(case)
+    until = None
+    if not case.quit:
+        # As many lines as memcached sent must come before the quiet period
+        # that shows nothing more will.
+        lines = expected.data.count(b"\n")
+        until = lambda received: received.count(b"\n") >= lines  # noqa: E731
     replies = await gatherResults(
-        [Deferred.fromCoroutine(myprotoReply(case.parts, case.quit, chunking))
+        [Deferred.fromCoroutine(myprotoReply(case.parts, case.quit, chunking, until))
          for _, chunking in feeds]
     )
     report = []
@@ -1368,8 +1381,11 @@ class RandomSequenceTests(TestCase):
                 reactor, lambda: Deferred.fromCoroutine(_compareStream(parts))
             )
             problems = differences(expected, got)
-            assert not problems, "input: {}\n  {}\n  memcached: {}\n  myproto:   {}".format(
-                showParts(parts), "\n  ".join(problems), show(expected.data), show(got.data)
+            self.assertFalse(
+                problems,
+                "input: {}\n  {}\n  memcached: {}\n  myproto:   {}".format(
+                    showParts(parts), "\n  ".join(problems), show(expected.data), show(got.data)
+                ),
             )
 
         def failed(reason: Any) -> None:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -44,7 +45,7 @@ from myproto.connection import REPLY_BATCH_LIMIT, ReaderState
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
 from myproto.wire import classic
-from tests.helpers import FillingTransport
+from tests.helpers import FillingTransport, check
 
 # A plausible wall-clock start, so that absolute exptimes look like unix times.
 START = 1_700_000_000
@@ -168,7 +169,7 @@ class Server:
         protocol.makeConnection(transport)
         connection = Connection(protocol, transport)
         if authenticate and self.settings.credentials is not None:
-            assert connection.send(b"set auth 0 0 3\r\nu p\r\n") == b"STORED\r\n"
+            check.assertEqual(connection.send(b"set auth 0 0 3\r\nu p\r\n"), b"STORED\r\n")
         return connection
 
 
@@ -400,7 +401,7 @@ class Victim:
                 (key, b"value of %s\r\n\0" % (key,)) for key in victim.keys
             )
         )
-        assert connection.send(requests) == b"STORED\r\n" * len(victim.keys)
+        check.assertEqual(connection.send(requests), b"STORED\r\n" * len(victim.keys))
         victim.snapshot = victim.look()
         return victim
 
@@ -1071,9 +1072,9 @@ def parseRetrieval(reply: bytes) -> tuple[dict[bytes, tuple[int, bytes, int | No
         size = int(fields[3])
         cas = int(fields[4]) if len(fields) > 4 else None
         found[fields[1]] = (int(fields[2]), rest[:size], cas)
-        assert rest[size : size + 2] == b"\r\n", reply
+        check.assertEqual(rest[size : size + 2], b"\r\n", reply)
         reply = rest[size + 2 :]
-    assert reply.startswith(b"END\r\n"), reply
+    check.assertTrue(reply.startswith(b"END\r\n"), reply)
     return found, reply[5:]
 
 
@@ -1138,30 +1139,41 @@ class CacheModel(RuleBasedStateMachine):
             chunks = bytewise(request)
         with capturedLogs() as events:
             client.feed(chunks)
-        assert failuresIn(events) == [], events
-        assert not client.closed
+        check.assertEqual(failuresIn(events), [], events)
+        check.assertFalse(client.closed)
         return client.received()
 
     def sawCas(self, key: bytes, cas: int) -> None:
         item = self.items[key]
         seen = self.casOfVersion.setdefault(item.version, cas)
-        assert seen == cas, "version %d of %r had unique %d, now %d" % (
-            item.version,
-            key,
+        check.assertEqual(
             seen,
             cas,
+            "version %d of %r had unique %d, now %d" % (
+                item.version,
+                key,
+                seen,
+                cas,
+            ),
         )
         owner = self.versionOfCas.setdefault(cas, item.version)
-        assert owner == item.version, "unique %d reused: versions %d and %d" % (
-            cas,
+        check.assertEqual(
             owner,
             item.version,
+            "unique %d reused: versions %d and %d" % (
+                cas,
+                owner,
+                item.version,
+            ),
         )
-        assert all(
-            (earlier < item.version) == (unique < cas)
-            for earlier, unique in self.casOfVersion.items()
-            if earlier != item.version
-        ), "uniques out of order"
+        check.assertTrue(
+            all(
+                (earlier < item.version) == (unique < cas)
+                for earlier, unique in self.casOfVersion.items()
+                if earlier != item.version
+            ),
+            "uniques out of order",
+        )
         self.knownCas[key] = cas
 
     # Strategies for rule arguments.
@@ -1235,7 +1247,7 @@ class CacheModel(RuleBasedStateMachine):
             expected = b"STORED\r\n"
         else:
             expected = b"NOT_STORED\r\n"
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(
         connection=connection,
@@ -1269,7 +1281,7 @@ class CacheModel(RuleBasedStateMachine):
             joined = item.value + value if verb == b"append" else value + item.value
             self.store(key, joined, item.flags, item.expires)
             expected = b"STORED\r\n"
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(
         connection=connection,
@@ -1283,18 +1295,18 @@ class CacheModel(RuleBasedStateMachine):
         request = b"%s %s\r\n" % (b"gets" if withCas else b"get", b" ".join(keys))
         reply = self.exchange(connection, request, how)
         found, rest = parseRetrieval(reply)
-        assert rest == b"", reply
+        check.assertEqual(rest, b"", reply)
         for key in keys:
             item = self.live(key)
             if item is None:
-                assert key not in found, (key, reply)
+                check.assertNotIn(key, found, (key, reply))
                 continue
-            assert key in found, (key, reply)
+            check.assertIn(key, found, (key, reply))
             flags, value, cas = found[key]
-            assert (flags, value) == (item.flags, item.value), (key, found[key], item)
+            check.assertEqual((flags, value), (item.flags, item.value), (key, found[key], item))
             if withCas:
-                assert cas is not None
-                self.sawCas(key, cas)
+                check.assertIsInstance(cas, int)
+                self.sawCas(key, cast(int, cas))
 
     @rule(
         connection=connection,
@@ -1342,7 +1354,7 @@ class CacheModel(RuleBasedStateMachine):
             expected = b"STORED\r\n"
         else:
             expected = b"EXISTS\r\n"
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(connection=connection, how=how, key=key, noreply=noreply)
     def delete(self, connection: int, how: tuple[str, float], key: bytes, noreply: bool) -> None:
@@ -1351,7 +1363,7 @@ class CacheModel(RuleBasedStateMachine):
         expected = b"DELETED\r\n" if self.live(key) is not None else b"NOT_FOUND\r\n"
         self.items.pop(key, None)
         self.knownCas.pop(key, None)
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(
         connection=connection,
@@ -1391,7 +1403,7 @@ class CacheModel(RuleBasedStateMachine):
             value = digits.ljust(len(item.value)) if len(digits) <= len(item.value) else digits
             self.store(key, value, item.flags, item.expires)
             expected = digits + b"\r\n"
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(connection=connection, how=how, key=key, exptime=exptime, noreply=noreply)
     def touch(
@@ -1405,7 +1417,7 @@ class CacheModel(RuleBasedStateMachine):
         else:
             item.expires = self.expiry(exptime)
             expected = b"TOUCHED\r\n"
-        assert reply == (b"" if noreply else expected), (request, reply, expected)
+        check.assertEqual(reply, b"" if noreply else expected, (request, reply, expected))
 
     @rule(connection=connection, how=how, key=key, exptime=exptime)
     def getAndTouch(
@@ -1413,18 +1425,18 @@ class CacheModel(RuleBasedStateMachine):
     ) -> None:
         reply = self.exchange(connection, b"gat %d %s\r\n" % (exptime, key), how)
         found, rest = parseRetrieval(reply)
-        assert rest == b"", reply
+        check.assertEqual(rest, b"", reply)
         item = self.live(key)
         if item is None:
-            assert found == {}, reply
+            check.assertEqual(found, {}, reply)
         else:
-            assert found == {key: (item.flags, item.value, None)}, (reply, item)
+            check.assertEqual(found, {key: (item.flags, item.value, None)}, (reply, item))
             item.expires = self.expiry(exptime)
 
     @invariant()
     def nothingUnsolicited(self) -> None:
         for client in self.connections:
-            assert client.received() == b""
+            check.assertEqual(client.received(), b"")
 
     def teardown(self) -> None:
         for client in self.connections:

@@ -62,7 +62,7 @@ class LocalClientTests(SynchronousTestCase):
         self.network(b"set k 5 0 2\r\nhi\r\n")
         self.assertEqual(self.local.get(b"k"), b"hi")
         found = self.local.gets(b"k")
-        assert found is not None
+        self.assertIsNotNone(found)
         self.assertEqual((found.value, found.flags), (b"hi", 5))
         self.assertEqual(
             self.network(b"gets k\r\n"),
@@ -125,7 +125,7 @@ class LocalClientTests(SynchronousTestCase):
         self.assertTrue(self.local.append(b"k", b">"))
         self.assertTrue(self.local.prepend(b"k", b"<"))
         found = self.local.gets(b"k")
-        assert found is not None
+        self.assertIsNotNone(found)
         self.assertEqual((found.value, found.flags), (b"<mid>", 3))
 
     def test_cas(self) -> None:
@@ -136,11 +136,11 @@ class LocalClientTests(SynchronousTestCase):
         self.assertIsNone(self.local.cas(b"k", b"v", 1))
         self.local.set(b"k", b"v1")
         seen = self.local.gets(b"k")
-        assert seen is not None
+        self.assertIsNotNone(seen)
         self.network(b"set k 0 0 2\r\nv2\r\n")
         self.assertFalse(self.local.cas(b"k", b"v3", seen.cas))
         fresh = self.local.gets(b"k")
-        assert fresh is not None
+        self.assertIsNotNone(fresh)
         self.assertTrue(self.local.cas(b"k", b"v3", fresh.cas))
         self.assertEqual(self.local.get(b"k"), b"v3")
 

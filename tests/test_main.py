@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from myproto.__main__ import MainOptions, run
 from myproto.protocol import CacheServerFactory
 from myproto.tap import Options
+from tests.helpers import receiveUntil
 from tests.readme import childEnvironment
 
 # Seconds a child process may take to start or to stop.
@@ -81,7 +82,7 @@ class RunTests(SynchronousTestCase):
         self.assertTrue(reactor.hasRun)
         self.assertEqual([entry[0] for entry in reactor.tcpServers], [1234, 1235])
         factory = reactor.tcpServers[0][1]
-        assert isinstance(factory, CacheServerFactory)
+        self.assertIsInstance(factory, CacheServerFactory)
         self.assertEqual(factory.cache.store.maxBytes, 8 * 1024 * 1024)
         [(stop, args, kwargs)] = reactor.triggers["before"]["shutdown"]
         results = self.successResultOf(stop(*args, **kwargs))
@@ -156,7 +157,7 @@ class CommandTests(SynchronousTestCase):
         status 0, as memcached does.
         """
         process = self.command("--listen", "tcp:0:interface=127.0.0.1")
-        assert process.stdout is not None
+        self.assertIsNotNone(process.stdout)
         lines = []
         for line in process.stdout:
             lines.append(line)
@@ -168,12 +169,7 @@ class CommandTests(SynchronousTestCase):
         address = ("127.0.0.1", int(started.group(1)))
         with socket.create_connection(address, timeout=CHILD_TIMEOUT) as client:
             client.sendall(b"set k 0 0 2\r\nhi\r\nget k\r\n")
-            received = b""
-            while not received.endswith(b"END\r\n"):
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
+            received = receiveUntil(client, lambda data: data.endswith(b"END\r\n"), "END")
         self.assertEqual(received, b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n")
         os.kill(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=CHILD_TIMEOUT)

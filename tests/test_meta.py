@@ -204,7 +204,7 @@ class MetaParsingTests(MetaTestCase):
         which keeps the flags in order and decodes a base64 key.
         """
         request = text.parseRequest(b"mg YWJj b T30 v k Oxy")
-        assert isinstance(request, meta.MetaGetRequest)
+        self.assertIsInstance(request, meta.MetaGetRequest)
         self.assertEqual(request.flags.key, b"abc")
         self.assertTrue(request.flags.binaryKey)
         self.assertEqual(request.flags.tokens, (b"b", b"T30", b"v", b"k", b"Oxy"))
@@ -213,7 +213,7 @@ class MetaParsingTests(MetaTestCase):
         self.assertTrue(request.flags.locked)
         self.assertFalse(request.noreply)
         setRequest = text.parseRequest(b"ms k 5 zz")
-        assert isinstance(setRequest, meta.MetaSetRequest)
+        self.assertIsInstance(setRequest, meta.MetaSetRequest)
         self.assertIsInstance(setRequest, classic.DATA_REQUESTS)
         self.assertEqual((setRequest.size, setRequest.refusal), (5, b"invalid flag"))
 

@@ -15,26 +15,24 @@ from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 from tests import test_meta_differential
+from tests.helpers import waitFor
 
-try:
-    from meta_memcache import (
-        CacheClient,
-        LeasePolicy,
-        RecachePolicy,
-        ServerAddress,
-        SetMode,
-        StalePolicy,
-    )
-    from meta_memcache.connection.pool import ConnectionPool
-except ImportError:  # pragma: no cover
-    CacheClient = None
+# meta-memcache is in the test extra: without it these tests error, not skip.
+from meta_memcache import (
+    CacheClient,
+    LeasePolicy,
+    RecachePolicy,
+    ServerAddress,
+    SetMode,
+    StalePolicy,
+)
+from meta_memcache.connection.pool import ConnectionPool
 
 HOST = "127.0.0.1"
 
@@ -56,9 +54,6 @@ class ClientTestsMixin:
         raise NotImplementedError()
 
     def setUp(self) -> Deferred[None]:
-        if CacheClient is None:
-            raise SkipTest("meta-memcache is not installed")
-
         async def start() -> None:
             self.port = await self.startServer()
             self.sockets: list[socket.socket] = []
@@ -110,14 +105,17 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             for key, value in [("s", "text"), ("i", 42), ("b", b"\x00\xffbytes"), ("d", {"a": [1, 2]})]:
-                assert client.set(key, value, ttl=60) is True
-                assert client.get(key) == value, (key, client.get(key))
-            assert client.get("missing") is None
-            assert client.multi_get(["s", "i", "missing"]) == {
+                self.assertIs(client.set(key, value, ttl=60), True)
+                self.assertEqual(client.get(key), value, (key, client.get(key)))
+            self.assertIsNone(client.get("missing"))
+            self.assertEqual(
+                client.multi_get(["s", "i", "missing"]),
+                {
                 _key("s"): "text",
                 _key("i"): 42,
                 _key("missing"): None,
-            }
+            },
+            )
 
         return self.inThread(scenario)
 
@@ -130,10 +128,10 @@ class ClientTestsMixin:
         def scenario(client: Any) -> None:
             value = "x" * 100000
             for key in ["k" * 300, "ключ", "with space"]:
-                assert client.set(key, value, ttl=60) is True
-                assert client.get(key) == value
-                assert client.delete(key) is True
-                assert client.get(key) is None
+                self.assertIs(client.set(key, value, ttl=60), True)
+                self.assertEqual(client.get(key), value)
+                self.assertIs(client.delete(key), True)
+                self.assertIsNone(client.get(key))
 
         return self.inThread(scenario)
 
@@ -144,9 +142,9 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             client.set("q", "v", ttl=60, no_reply=True)
-            assert client.get("q") == "v"
+            self.assertEqual(client.get("q"), "v")
             client.delete("q", no_reply=True)
-            assert client.get("q") is None
+            self.assertIsNone(client.get("q"))
 
         return self.inThread(scenario)
 
@@ -158,9 +156,9 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             client.set("k", "v", ttl=60)
-            assert client.delete("k") is True
-            assert client.delete("k") is False
-            assert client.invalidate("k") is True
+            self.assertIs(client.delete("k"), True)
+            self.assertIs(client.delete("k"), False)
+            self.assertIs(client.invalidate("k"), True)
 
         return self.inThread(scenario)
 
@@ -171,9 +169,9 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             client.set("k", "v", ttl=60)
-            assert client.touch("k", ttl=120) is True
-            assert client.touch("missing", ttl=120) is False
-            assert client.get("k", touch_ttl=30) == "v"
+            self.assertIs(client.touch("k", ttl=120), True)
+            self.assertIs(client.touch("missing", ttl=120), False)
+            self.assertEqual(client.get("k", touch_ttl=30), "v")
 
         return self.inThread(scenario)
 
@@ -184,16 +182,16 @@ class ClientTestsMixin:
         """
 
         def scenario(client: Any) -> None:
-            assert client.set("m", "b", ttl=60, set_mode=SetMode.REPLACE) is False
-            assert client.set("m", "b", ttl=60, set_mode=SetMode.ADD) is True
-            assert client.set("m", "x", ttl=60, set_mode=SetMode.ADD) is False
-            assert client.set("m", "c", ttl=60, set_mode=SetMode.APPEND) is True
-            assert client.set("m", "a", ttl=60, set_mode=SetMode.PREPEND) is True
-            assert client.get("m") == "abc"
-            assert client.set("m", "z", ttl=60, set_mode=SetMode.REPLACE) is True
-            assert client.refill("m", "y", ttl=60) is False
-            assert client.refill("n", "y", ttl=60) is True
-            assert client.get("m") == "z"
+            self.assertIs(client.set("m", "b", ttl=60, set_mode=SetMode.REPLACE), False)
+            self.assertIs(client.set("m", "b", ttl=60, set_mode=SetMode.ADD), True)
+            self.assertIs(client.set("m", "x", ttl=60, set_mode=SetMode.ADD), False)
+            self.assertIs(client.set("m", "c", ttl=60, set_mode=SetMode.APPEND), True)
+            self.assertIs(client.set("m", "a", ttl=60, set_mode=SetMode.PREPEND), True)
+            self.assertEqual(client.get("m"), "abc")
+            self.assertIs(client.set("m", "z", ttl=60, set_mode=SetMode.REPLACE), True)
+            self.assertIs(client.refill("m", "y", ttl=60), False)
+            self.assertIs(client.refill("n", "y", ttl=60), True)
+            self.assertEqual(client.get("m"), "z")
 
         return self.inThread(scenario)
 
@@ -208,14 +206,16 @@ class ClientTestsMixin:
         def scenario(client: Any) -> None:
             client.set("c", "one", ttl=60)
             value, token = client.get_cas("c")
-            assert value == "one" and token
+            self.assertEqual(value, "one")
+            self.assertTrue(token)
             newToken = client.set_cas("c", "two", ttl=60, cas_token=token)
-            assert newToken is not None and newToken != token
-            assert client.set("c", "three", ttl=60, cas_token=token) is False
-            assert client.get_cas("c") == ("two", newToken)
-            assert client.delete("c", cas_token=token) is False
-            assert client.delete("c", cas_token=newToken) is True
-            assert client.multi_get_cas(["c"]) == {_key("c"): (None, None)}
+            self.assertIsNotNone(newToken)
+            self.assertNotEqual(newToken, token)
+            self.assertIs(client.set("c", "three", ttl=60, cas_token=token), False)
+            self.assertEqual(client.get_cas("c"), ("two", newToken))
+            self.assertIs(client.delete("c", cas_token=token), False)
+            self.assertIs(client.delete("c", cas_token=newToken), True)
+            self.assertEqual(client.multi_get_cas(["c"]), {_key("c"): (None, None)})
 
         return self.inThread(scenario)
 
@@ -228,15 +228,21 @@ class ClientTestsMixin:
         """
 
         def scenario(client: Any) -> None:
-            assert client.delta("n", 1) is False
-            assert client.delta_initialize("n", 1, initial_value=10, initial_ttl=60) is True
-            assert client.delta_and_get("n", 5) == 15
-            assert client.delta_and_get("n", -20) == 0
-            assert client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60) == 7
-            assert client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60) == 10
-            assert client.delta("m", 2, refresh_ttl=100) is True
-            assert client.delta_and_get("m", 0) == 12
-            assert client.delta_and_get("missing", 1) is None
+            self.assertIs(client.delta("n", 1), False)
+            self.assertIs(client.delta_initialize("n", 1, initial_value=10, initial_ttl=60), True)
+            self.assertEqual(client.delta_and_get("n", 5), 15)
+            self.assertEqual(client.delta_and_get("n", -20), 0)
+            self.assertEqual(
+                client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60),
+                7,
+            )
+            self.assertEqual(
+                client.delta_initialize_and_get("m", 3, initial_value=7, initial_ttl=60),
+                10,
+            )
+            self.assertIs(client.delta("m", 2, refresh_ttl=100), True)
+            self.assertEqual(client.delta_and_get("m", 0), 12)
+            self.assertIsNone(client.delta_and_get("missing", 1))
 
         return self.inThread(scenario)
 
@@ -252,10 +258,14 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             value, token = client.get_or_lease_cas("l", lease_policy=policy, lease_wait_fn=noWait)
-            assert value is None and token
-            assert client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait) is None
-            assert client.set("l", "filled", ttl=60, cas_token=token) is True
-            assert client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait) == "filled"
+            self.assertIsNone(value)
+            self.assertTrue(token)
+            self.assertIsNone(client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait))
+            self.assertIs(client.set("l", "filled", ttl=60, cas_token=token), True)
+            self.assertEqual(
+                client.get_or_lease("l", lease_policy=policy, lease_wait_fn=noWait),
+                "filled",
+            )
 
         return self.inThread(scenario)
 
@@ -268,10 +278,10 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             client.set("r", "old", ttl=10)
-            assert client.get("r", recache_policy=policy) is None
-            assert client.get("r", recache_policy=policy) == "old"
+            self.assertIsNone(client.get("r", recache_policy=policy))
+            self.assertEqual(client.get("r", recache_policy=policy), "old")
             client.set("r", "new", ttl=1000)
-            assert client.get("r", recache_policy=policy) == "new"
+            self.assertEqual(client.get("r", recache_policy=policy), "new")
 
         return self.inThread(scenario)
 
@@ -284,11 +294,11 @@ class ClientTestsMixin:
 
         def scenario(client: Any) -> None:
             client.set("s", "value", ttl=600)
-            assert client.delete("s", stale_policy=policy) is True
-            assert client.get("s") is None
-            assert client.get("s") == "value"
+            self.assertIs(client.delete("s", stale_policy=policy), True)
+            self.assertIsNone(client.get("s"))
+            self.assertEqual(client.get("s"), "value")
             client.set("s", "fresh", ttl=600)
-            assert client.get("s") == "fresh"
+            self.assertEqual(client.get("s"), "fresh")
 
         return self.inThread(scenario)
 
@@ -303,10 +313,13 @@ class ClientTestsMixin:
             client.set("s", "one", ttl=600)
             _, token = client.get_cas("s")
             client.set("s", "two", ttl=600)
-            assert client.set("s", "late", ttl=600, cas_token=token, stale_policy=policy) is True
-            assert client.get("s") is None
-            assert client.get("s") == "late"
-            assert client.set("s", "later", ttl=600, cas_token=token) is False
+            self.assertIs(
+                client.set("s", "late", ttl=600, cas_token=token, stale_policy=policy),
+                True,
+            )
+            self.assertIsNone(client.get("s"))
+            self.assertEqual(client.get("s"), "late")
+            self.assertIs(client.set("s", "later", ttl=600, cas_token=token), False)
 
         return self.inThread(scenario)
 
@@ -334,10 +347,11 @@ class MyprotoClientTests(ClientTestsMixin, TestCase):
         Let the server see the client's connections close, so that none is
         left open on the reactor.
         """
-        for attempt in range(200):
-            if not self.factory.cache.stats.currConnections:
-                return
-            await deferLater(reactor, 0.01, lambda: None)
+        await waitFor(
+            lambda: not self.factory.cache.stats.currConnections,
+            10.0,
+            "the server to see the client's connections close",
+        )
 
 
 class MemcachedClientTests(ClientTestsMixin, TestCase):

@@ -616,7 +616,7 @@ class MetaDifferentialTests(TestCase):
             if problems and os.environ.get("MYPROTO_META_LOG"):
                 with open(os.environ["MYPROTO_META_LOG"], "a") as log:
                     log.write("\n".join(problems) + "\n\n")
-            assert not problems, "\n".join(problems)
+            self.assertFalse(problems, "\n".join(problems))
 
         def run() -> None:
             check()

@@ -924,7 +924,7 @@ class LoopbackTests(TestCase):
         """
         client.transport.write(b"set refused 0 0 2\r\nno\r\n")
         self.assertEqual(await client.done, b"")
-        assert client.reason is not None
+        self.assertIsNotNone(client.reason)
         self.assertIsInstance(client.reason.value, SSL.Error)
         self.assertIn(reason, str(client.reason.value))
         self.assertIsNone(self.cacheFactory.cache.store.get(b"refused"))
@@ -1030,7 +1030,7 @@ class LoopbackTests(TestCase):
         with capturedLogs() as events:
             client = await self.connect(options=old)
             self.assertEqual(await client.done, b"")
-        assert client.reason is not None
+        self.assertIsNotNone(client.reason)
         self.assertIsInstance(client.reason.value, SSL.Error)
         [refusal] = messages(events)
         self.assertTrue(

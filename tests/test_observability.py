@@ -32,6 +32,7 @@ from myproto.conns import describeAddress
 from myproto.service import DRAIN_NAME, METRICS_NAME
 from myproto.evictions import EvictionSummary
 from myproto.store import MemoryStore
+from tests.helpers import check
 from tests.test_protocol import (
     MEMCACHED_GENERAL_STATS,
     MEMCACHED_SETTINGS,
@@ -49,17 +50,19 @@ def watchBodies(data: bytes) -> list[bytes]:
     @return: the event lines of a watcher's output without C{ts} and C{gid}
         (checked to be well formed and consecutive), after its C{OK}.
     """
-    assert data.startswith(b"OK\r\n"), data
+    check.assertTrue(data.startswith(b"OK\r\n"), data)
     lines = data[4:].split(b"\n")
-    assert lines[-1] == b"", data
+    check.assertEqual(lines[-1], b"", data)
     bodies = []
     gids = []
     for line in lines[:-1]:
         match = _WATCH_LINE.match(line)
-        assert match is not None, line
+        if match is None:
+            raise AssertionError("not a watch line: {!r}".format(line))
         gids.append(int(match.group(3)))
         bodies.append(match.group(4))
-    assert gids == list(range(gids[0], gids[0] + len(gids))) if gids else True, gids
+    if gids:
+        check.assertEqual(gids, list(range(gids[0], gids[0] + len(gids))), "gids not consecutive")
     return bodies
 
 

@@ -24,6 +24,7 @@ from twisted.trial.unittest import TestCase
 
 import myproto
 from myproto.snapshot import SnapshotError, decodeItems
+from tests.helpers import receiveUntil
 
 # The directory holding the myproto package and the twisted/plugins dropin.
 SOURCE_ROOT = FilePath(myproto.__file__).parent().parent()
@@ -66,13 +67,11 @@ def exchange(port: int, request: bytes, expectEnd: bytes) -> bytes:
     """
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request)
-        received = b""
-        while not received.endswith(expectEnd):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        return received
+        return receiveUntil(
+            connection,
+            lambda received: received.endswith(expectEnd),
+            "a reply ending in {!r}".format(expectEnd),
+        )
 
 
 class RestartTests(TestCase):

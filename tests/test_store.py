@@ -94,9 +94,9 @@ class PutGetTests(SynchronousTestCase):
         flags and expiry.
         """
         stored = self.store.put(b"k", b"value", 42, NEVER)
-        assert stored is not None
+        self.assertIsNotNone(stored)
         item = self.store.get(b"k")
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertIs(item, stored)
         self.assertEqual(
             (item.key, item.value, item.flags, item.expires), (b"k", b"value", 42, NEVER)
@@ -139,7 +139,7 @@ class PutGetTests(SynchronousTestCase):
         self.store.put(b"k", b"old value", 1, START + 10)
         self.store.put(b"k", b"new", 2, NEVER)
         item = self.store.get(b"k")
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertEqual((item.value, item.flags, item.expires), (b"new", 2, NEVER))
         self.assertEqual(len(self.store), 1)
         self.assertEqual(self.store.bytes, itemSize(1, 3, 2, True))
@@ -150,7 +150,7 @@ class PutGetTests(SynchronousTestCase):
         notes the time; L{MemoryStore.peek} does neither.
         """
         item = self.store.put(b"k", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.clock.advance(5)
         self.store.peek(b"k")
         self.assertFalse(item.fetched)
@@ -164,7 +164,7 @@ class PutGetTests(SynchronousTestCase):
         C{get(key, touch=False)} is a peek.
         """
         item = self.store.put(b"k", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertIs(self.store.get(b"k", touch=False), item)
         self.assertFalse(item.fetched)
 
@@ -175,7 +175,7 @@ class PutGetTests(SynchronousTestCase):
         self.store.put(b"k", b"v", 0, NEVER)
         self.store.get(b"k")
         item = self.store.put(b"k", b"w", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertFalse(item.fetched)
 
     def test_delete(self) -> None:
@@ -240,7 +240,7 @@ class CasTests(SynchronousTestCase):
         seen = []
         for i in range(50):
             item = store.put(b"k%d" % (i % 7,), b"v", 0, NEVER)
-            assert item is not None
+            self.assertIsNotNone(item)
             seen.append(item.cas)
         self.assertEqual(seen, sorted(set(seen)))
         self.assertGreater(seen[0], 0)
@@ -270,7 +270,7 @@ class CasTests(SynchronousTestCase):
         """
         store, _ = makeStore()
         item = store.put(b"k", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         cas = item.cas
         store.touch(item, START + 100)
         self.assertEqual(store.get(b"k").cas, cas)  # type: ignore[union-attr]
@@ -283,12 +283,12 @@ class CasTests(SynchronousTestCase):
         store, _ = makeStore(useCas=False)
         for i in range(3):
             item = store.put(b"k%d" % (i,), b"v", 0, NEVER)
-            assert item is not None
+            self.assertIsNotNone(item)
             self.assertEqual(item.cas, 0)
         self.assertEqual(store.nextCas(), 0)
         self.assertEqual(store.bytes, 3 * itemSize(2, 1, 0, False))
         item = store.get(b"k0")
-        assert item is not None
+        self.assertIsNotNone(item)
         store.updateInPlace(item, b"w")
         self.assertEqual(item.cas, 0)
 
@@ -306,11 +306,11 @@ class UpdateInPlaceTests(SynchronousTestCase):
         store, _ = makeStore()
         item = store.put(b"k", b"1234", 7, START + 50)
         store.put(b"j", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         size, cas, bytesBefore = item.size, item.cas, store.bytes
         store.updateInPlace(item, b"99  ")
         found = store.peek(b"k")
-        assert found is not None
+        self.assertIsNotNone(found)
         self.assertEqual(found.value, b"99  ")
         self.assertGreater(found.cas, cas)
         self.assertEqual((found.flags, found.expires, found.size), (7, START + 50, size))
@@ -420,7 +420,7 @@ class ExpiryTests(SynchronousTestCase):
         never.
         """
         item = self.store.put(b"k", b"v", 0, START + 10)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.store.touch(item, START + 100)
         self.clock.advance(50)
         self.assertIsNotNone(self.store.get(b"k"))
@@ -429,7 +429,7 @@ class ExpiryTests(SynchronousTestCase):
         self.assertIsNone(self.store.get(b"k"))
 
         item = self.store.put(b"j", b"v", 0, START + 70)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.store.touch(item, NEVER)
         self.clock.advance(1000)
         self.assertIsNotNone(self.store.get(b"j"))
@@ -571,7 +571,8 @@ class SweepTests(SynchronousTestCase):
         """
         later = self.store.put(b"later", b"v", 0, START + 10)
         never = self.store.put(b"never", b"v", 0, START + 10)
-        assert later is not None and never is not None
+        self.assertIsNotNone(later)
+        self.assertIsNotNone(never)
         self.store.touch(later, START + 100)
         self.store.touch(never, NEVER)
         self.clock.advance(20)
@@ -586,7 +587,7 @@ class SweepTests(SynchronousTestCase):
         An item touched to expire sooner is swept at the sooner time.
         """
         item = self.store.put(b"k", b"v", 0, START + 100)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.store.touch(item, START + 5)
         self.clock.advance(5)
         self.assertEqual(self.store.sweepExpired(), 1)
@@ -653,7 +654,7 @@ class HeapCompactionTests(SynchronousTestCase):
         """
         store, clock = makeStore()
         item = store.put(b"k", b"v", 0, START + 60)
-        assert item is not None
+        self.assertIsNotNone(item)
         for i in range(20000):
             store.touch(item, START + 60 + i)
         self.assertLessEqual(len(store._expiries), 2 * 1 + 1024 + 1)
@@ -1079,7 +1080,7 @@ class LastAccessTests(SynchronousTestCase):
         self.assertEqual(self.store.startedAt, START + 0.25)
         self.clock.advance(0.5)
         item = self.store.put(b"k", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertEqual(item.lastAccess, START + 0.25)
         self.clock.advance(1)
         self.store.get(b"k")
@@ -1095,7 +1096,8 @@ class LastAccessTests(SynchronousTestCase):
         first = self.store.put(b"a", b"v", 0, NEVER)
         self.clock.advance(0.5)
         second = self.store.put(b"b", b"v", 0, NEVER)
-        assert first is not None and second is not None
+        self.assertIsNotNone(first)
+        self.assertIsNotNone(second)
         self.assertIs(first.lastAccess, second.lastAccess)
 
     def test_clockGoesBack(self) -> None:
@@ -1107,7 +1109,7 @@ class LastAccessTests(SynchronousTestCase):
         self.store.put(b"a", b"v", 0, NEVER)
         self.clock.rightNow -= 5
         item = self.store.put(b"b", b"v", 0, NEVER)
-        assert item is not None
+        self.assertIsNotNone(item)
         self.assertEqual(item.lastAccess, START + 5.25)
 
     def test_restoreShares(self) -> None:
@@ -1121,5 +1123,6 @@ class LastAccessTests(SynchronousTestCase):
             for key, lastAccess in zip([b"a", b"b", b"c"], saved)
         ]
         self.assertEqual([item.lastAccess for item in items if item is not None], saved)
-        assert items[0] is not None and items[1] is not None
+        self.assertIsNotNone(items[0])
+        self.assertIsNotNone(items[1])
         self.assertIs(items[0].lastAccess, items[1].lastAccess)

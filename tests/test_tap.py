@@ -521,7 +521,8 @@ def childrenOf(
     children = list(top)
     sweeper = top.getServiceNamed(SWEEPER_NAME)
     listeners = [child for child in children if isinstance(child, StreamServerEndpointService)]
-    assert isinstance(sweeper, TimerService)
+    if not isinstance(sweeper, TimerService):
+        raise AssertionError("the sweeper is not a TimerService: {!r}".format(sweeper))
     return sweeper, listeners  # type: ignore[return-value]
 
 

@@ -3,14 +3,13 @@ Tests for L{myproto.testing}: the trial helper, and the pytest plugin run by
 pytest itself in a child process (on a test file written here, on the
 README's examples, and on the example project in C{examples/pagecache}).
 
-The pytest runs are skipped when pytest is not installed.
+pytest and pymemcache are in the test extra: without them these tests fail.
 """
 
 from __future__ import annotations
 
 import configparser
 import importlib.metadata
-import importlib.util
 import re
 import ssl
 import sys
@@ -25,12 +24,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from myproto.testing import tlsListen
 from tests.readme import ROOT, childEnvironment, readmeExample
 
-try:
-    from pymemcache.client.base import Client as PymemcacheClient
-except ImportError:  # pragma: no cover
-    PymemcacheClient = None
+# pymemcache is in the test extra: without it these tests error, not skip.
+from pymemcache.client.base import Client as PymemcacheClient
 
-PYTEST_MISSING = importlib.util.find_spec("pytest") is None
 
 # A test module for the plugin's fixtures: fresh and shared servers, the
 # marker, TLS, and calls into the reactor thread.
@@ -157,9 +153,6 @@ class StartServerTests(TestCase):
     when the test's cleanups run.
     """
 
-    if PymemcacheClient is None:
-        skip = "pymemcache is not installed"
-
     def setUp(self) -> None:
         self.test = RecordingTestCase(self)
 
@@ -191,7 +184,7 @@ class StartServerTests(TestCase):
 
         server = await startServer(self.test, tls=True)  # type: ignore[arg-type]
         self.assertEqual(len(server.addresses), 1)
-        assert server.certificate is not None
+        self.assertIsNotNone(server.certificate)
         context = ssl.create_default_context(cafile=server.certificate)
         client = PymemcacheClient(server.address, tls_context=context)
 
@@ -263,9 +256,6 @@ class PytestPluginTests(TestCase):
     pytest, in a child process, runs tests that use the fixtures.
     """
 
-    if PYTEST_MISSING:
-        skip = "pytest is not installed"
-
     async def pytest(self, directory: FilePath[str], *arguments: str) -> bytes:
         """
         Run pytest in C{directory}.
@@ -308,9 +298,6 @@ class TrialExampleTests(TestCase):
     """
     The README's trial example runs as written.
     """
-
-    if PymemcacheClient is None:
-        skip = "pymemcache is not installed"
 
     async def test_trialExample(self) -> None:
         """

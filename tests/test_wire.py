@@ -77,7 +77,7 @@ class ParseErrorAssertions(SynchronousTestCase):
         @return: the flags a C{set} line with C{token} as its flags carries.
         """
         request = parseRequest(b"set k " + token + b" 0 1")
-        assert isinstance(request, StorageRequest)
+        self.assertIsInstance(request, StorageRequest)
         return request.flags
 
     def exptimeOf(self, token: bytes) -> int:
@@ -86,7 +86,7 @@ class ParseErrorAssertions(SynchronousTestCase):
             carries.
         """
         request = parseRequest(b"set k 0 " + token + b" 1")
-        assert isinstance(request, StorageRequest)
+        self.assertIsInstance(request, StorageRequest)
         return request.exptime
 
     def sizeOf(self, token: bytes) -> int:
@@ -95,7 +95,7 @@ class ParseErrorAssertions(SynchronousTestCase):
             size announces.
         """
         request = parseRequest(b"set k 0 0 " + token)
-        assert isinstance(request, StorageRequest)
+        self.assertIsInstance(request, StorageRequest)
         return request.size
 
     def casOf(self, token: bytes) -> int:
@@ -103,7 +103,7 @@ class ParseErrorAssertions(SynchronousTestCase):
         @return: the CAS unique a C{cas} line with C{token} carries.
         """
         request = parseRequest(b"cas k 0 0 1 " + token)
-        assert isinstance(request, StorageRequest)
+        self.assertIsInstance(request, StorageRequest)
         return request.cas
 
     def deltaOf(self, token: bytes) -> int:
@@ -111,7 +111,7 @@ class ParseErrorAssertions(SynchronousTestCase):
         @return: the delta an C{incr} line with C{token} carries.
         """
         request = parseRequest(b"incr k " + token)
-        assert isinstance(request, ArithmeticRequest)
+        self.assertIsInstance(request, ArithmeticRequest)
         return request.delta
 
 
@@ -381,7 +381,7 @@ class RetrievalParsingTests(ParseErrorAssertions):
         """
         keys = tuple(b"key%d" % (i,) for i in range(100))
         request = parseRequest(b"get " + b" ".join(keys))
-        assert isinstance(request, RetrievalRequest)
+        self.assertIsInstance(request, RetrievalRequest)
         self.assertEqual(request.keys, keys)
 
     def test_noreplyIsAKey(self) -> None:
@@ -389,7 +389,7 @@ class RetrievalParsingTests(ParseErrorAssertions):
         Retrievals take no C{noreply}: it is just another key.
         """
         request = parseRequest(b"get a noreply")
-        assert isinstance(request, RetrievalRequest)
+        self.assertIsInstance(request, RetrievalRequest)
         self.assertEqual(request.keys, (b"a", b"noreply"))
 
     def test_spaces(self) -> None:
@@ -397,7 +397,7 @@ class RetrievalParsingTests(ParseErrorAssertions):
         Extra spaces around and between keys are ignored.
         """
         request = parseRequest(b"  get   a  b  ")
-        assert isinstance(request, RetrievalRequest)
+        self.assertIsInstance(request, RetrievalRequest)
         self.assertEqual(request.keys, (b"a", b"b"))
 
     def test_noKeys(self) -> None:
@@ -432,7 +432,7 @@ class RetrievalParsingTests(ParseErrorAssertions):
         not refused by the parser; it is still handed over unchanged.
         """
         request = parseRequest(b"get a " + KEY_251)
-        assert isinstance(request, RetrievalRequest)
+        self.assertIsInstance(request, RetrievalRequest)
         self.assertEqual(request.keys, (b"a", KEY_251))
 
     def test_caseSensitive(self) -> None:
