@@ -681,6 +681,13 @@ CHOSEN_STREAMS: list[list[Command]] = [
         b" b\r\nmg ", Key(1, "binary"), b" b N30 k\r\nma ", Key(2, "messy"), b" b N0 J5 k v\r\nmd ",
         Key(2, "base64"), b" b k q\r\nmd ", Key(2, "base64"), b" b k\r\n",
     ),
+    # An append with a base64 key makes an item that is not marked binary,
+    # whatever the old item was; a set with one does.
+    _stream(
+        b"ms ", Key(0, "base64"), b" 1 b\r\nx\r\nms ", Key(0, "base64"), b" 1 b MA\r\ny\r\nmg ", K0,
+        b" k v\r\nma ", Key(1, "base64"), b" b N0\r\nms ", Key(1, "base64"), b" 1 b MP\r\n1\r\nmg ",
+        K1, b" k v\r\nms ", Key(1, "base64"), b" 1 b\r\n2\r\nmg ", K1, b" k v\r\n",
+    ),
     # Refused and broken data blocks, in quiet mode too.
     _stream(
         b"ms ", K0, b" 1\r\na\r\nms ", K0, b" %d ME\r\n" % (1024 * 1024,), b"x" * (1024 * 1024),

@@ -84,7 +84,9 @@ def storeItem(
     """
     cache.stats.cmdSet += 1
     outcome, item = _decide(cache, mode, key, value, flags, expires, compareCas, invalidate)
-    if item is not None and binaryKey:
+    if binaryKey and item is not None and mode != APPEND and mode != PREPEND:
+        # As in memcached, the item a meta append makes is not marked as
+        # having a binary key: only a new value is.
         item.keyBinary = True
     if cache.watching is not None:
         _logStore(cache, key, outcome, mode, expires, item, len(value))
