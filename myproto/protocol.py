@@ -11,7 +11,6 @@ handing the connection to a stream, draining, and logging.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, succeed
@@ -34,206 +33,38 @@ from myproto.cache import Cache
 from myproto.config import ServerSettings
 from myproto.connection import (
     CLOSE,
-    CRLF,
     DATA,
     HANDOVER,
     REPLY_BATCH,
     SHUTDOWN,
     SWALLOW,
     ServerConnection,
-    Signal,
 )
 from myproto.conns import connectionNumber, describeAddress
-from myproto.errors import Dump, Stream, Subscription
+from myproto.errors import Stream
+from myproto.producers import DumpProducer, Outbox, StreamProducer, SubscriptionProducer
 from myproto.store import MemoryStore
 from myproto.wire import classic
 
-# The most reply bytes handed to the transport in one write (beyond a single
-# line, such as one large value).  A reply bigger than this, say a multi-get
-# of many large values, waits in the connection's outbox as references to the
-# stored values, the way memcached queues item references, and is written as
-# the client reads; so a small request cannot make the server copy gigabytes.
-OUTPUT_CHUNK = 64 * 1024
 
 
-@implementer(IPushProducer)
-class CacheServerProtocol(Protocol, TimeoutMixin):
+class ReportedConnection:
     """
-    One client connection speaking memcached's text protocol.
-
-    Replies to everything in one read leave in a single C{write}, so a
-    pipelined batch costs one system call.
-
-    The connection is a push producer for its transport: when the client
-    does not read its replies and the transport's buffer fills, the
-    transport pauses us, and we stop reading the client's requests until it
-    has drained.
-
-    Two timers guard the connection: the idle timeout (L{TimeoutMixin}, reset
-    by each completed command) and the request timeout, which starts when a
-    command line or data block is begun and is cancelled when it is
-    finished, so a client that stalls halfway is dropped while one that
-    waits between requests is not.
+    What the commands and the logs learn of a client connection: the
+    L{ClientConnection<myproto.cache.ClientConnection>} hook (C{stats conns},
+    C{watch}'s C{cfd}) and the
+    L{ConnectionObserver<myproto.connection.ConnectionObserver>} hook.
     """
 
-    log = Logger()
-
-    # A TCP, UNIX or TLS transport: also a consumer (registerProducer) and a
-    # producer (pauseProducing), which ITransport does not say.
+    log: Logger
     transport: Any
-
-    def __init__(self, factory: CacheServerFactory) -> None:
-        self.factory = factory
-        self._cache = factory.cache
-        self._clock = factory.clock
-        self._connection = ServerConnection(factory.cache, self)
-        self._closing = False
-        self._counted = False
-        self._paused = False
-        # Made when first needed: an empty deque takes 760 bytes, and most
-        # connections never queue a reply.
-        self._outbox: deque[bytes] | None = None
-        self._registered = False
-        self._hangUpWhenSent = False
-        self._closeWhenIdle = False
-        self.connectedAt = 0.0
-        self.lastCommandAt: float | None = None
-        self._stream: _StreamProducer | None = None
-        self._requestDeadline: IDelayedCall | None = None
-
-    @property
-    def connection(self) -> ServerConnection:
-        """
-        The connection's protocol state.
-        """
-        return self._connection
-
-    @property
-    def handedOver(self) -> bool:
-        """
-        Whether a stream (C{watch}, C{metadump}) writes on the connection.
-        """
-        return self._stream is not None
-
-    def callLater(self, delay: float, function: Callable[..., Any], *args: Any) -> IDelayedCall:
-        """
-        Schedule timeouts on the factory's clock (L{TimeoutMixin} hook).
-        """
-        return self._clock.callLater(delay, function, *args)
-
-    def connectionMade(self) -> None:
-        stats = self._cache.stats
-        if stats.currConnections >= self._cache.settings.connectionLimit:
-            stats.rejectedConnections += 1
-            self.log.warn(
-                "Refusing {peer}: {limit} connections already open",
-                peer=self.transport.getPeer(),
-                limit=self._cache.settings.connectionLimit,
-            )
-            self._send([classic.TOO_MANY_CONNECTIONS])
-            self._closing = True
-            self.transport.loseConnection()
-            return
-        stats.currConnections += 1
-        stats.totalConnections += 1
-        self._counted = True
-        self.connectedAt = self._clock.seconds()
-        self.factory.connections.add(self)
-        self._register()
-        tuneTransport(self.transport)
-        self.setTimeout(self._cache.settings.idleTimeout or None)
-        # Only at verbosity 2 (-vv), as in memcached: a burst of connections
-        # must not become a burst of log events.
-        if self._cache.verbosity >= 2:
-            self.log.info("Connection from {peer}", peer=self.transport.getPeer())
-        banner = self._cache.settings.banner
-        if banner is not None:
-            self._send([banner])
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.setTimeout(None)
-        self._cancelRequestDeadline()
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream = None
-        if self._counted:
-            if self._cache.verbosity >= 2:
-                self.log.info(
-                    "Connection from {peer} closed after {seconds:.1f}s",
-                    peer=self.transport.getPeer(),
-                    seconds=self._clock.seconds() - self.connectedAt,
-                )
-            self._cache.stats.currConnections -= 1
-            self._counted = False
-            self.factory.connectionClosed(self)
-
-    def finishAndClose(self) -> None:
-        """
-        Close once the request under way, if any, is answered: part of a
-        graceful shutdown.
-        """
-        self._closeWhenIdle = True
-        if self._closing:
-            return
-        if self._stream is not None:
-            if self._stream.endless:
-                # The watcher is the transport's producer; a paused one
-                # would hold the connection open.
-                self.transport.unregisterProducer()
-                self._hangUp()
-        elif not self._connection.unfinished:
-            self._hangUp()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._closing:
-            return
-        self._process(data)
-
-    def _process(self, data: bytes) -> None:
-        """
-        Hand what has arrived to the connection, send the replies to all of
-        it in one write (or a batch at a time), and act on its signal.
-        """
-        cache = self._cache
-        connection = self._connection
-        cache.currentConnection = self
-        lines = connection.commandLines
-        replies: list[bytes] = []
-        try:
-            signal = connection.receiveData(data, replies)
-            while signal is REPLY_BATCH:
-                self._send(replies)
-                replies = []
-                if self._closing or self._paused or self._outbox:
-                    break
-                signal = connection.continueReading(replies)
-        finally:
-            cache.currentConnection = None
-        if replies:
-            self._send(replies)
-        if connection.commandLines != lines:
-            self.resetTimeout()
-            self.lastCommandAt = self._clock.seconds()
-        if signal is HANDOVER:
-            assert connection.stream is not None
-            self._handOver(connection.stream)
-            return
-        if signal is CLOSE:
-            self._closing = True
-        elif signal is SHUTDOWN:
-            self._closing = True
-            self.factory.requestShutdown(graceful=connection.shutdownGraceful)
-        unfinished = connection.unfinished
-        if self._closeWhenIdle and not unfinished:
-            self._closing = True
-        if self._closing:
-            self._hangUp()
-        elif unfinished:
-            self._startRequestDeadline()
-        elif self._requestDeadline is not None:
-            self._cancelRequestDeadline()
-
-    # ClientConnection, for stats conns and watch.
+    connectedAt: float
+    lastCommandAt: float | None
+    _cache: Cache
+    _connection: ServerConnection
+    _outbox: Outbox
+    _stream: StreamProducer | None
+    _closing: bool
 
     def connectionNumber(self) -> int:
         """
@@ -289,7 +120,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return "conn_closing"
         if self._cache.currentConnection is self:
             return "conn_parse_cmd"
-        if self._paused:
+        if self._outbox.full:
             return "conn_mwrite"
         state = self._connection.state
         if state is DATA:
@@ -310,6 +141,181 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
     def internalError(self, doing: str) -> None:
         self.log.failure("Unexpected error {doing}", doing=doing)
 
+
+@implementer(IPushProducer)
+class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
+    """
+    One client connection speaking memcached's text protocol.
+
+    Replies to everything in one read leave in a single C{write}, so a
+    pipelined batch costs one system call.
+
+    The connection is a push producer for its transport: when the client
+    does not read its replies and the transport's buffer fills, the
+    transport pauses us, and we stop reading the client's requests until it
+    has drained.
+
+    Two timers guard the connection: the idle timeout (L{TimeoutMixin}, reset
+    by each completed command) and the request timeout, which starts when a
+    command line or data block is begun and is cancelled when it is
+    finished, so a client that stalls halfway is dropped while one that
+    waits between requests is not.
+    """
+
+    log = Logger()
+
+    # A TCP, UNIX or TLS transport: also a consumer (registerProducer) and a
+    # producer (pauseProducing), which ITransport does not say.
+    transport: Any
+
+    def __init__(self, factory: CacheServerFactory) -> None:
+        self.factory = factory
+        self._cache = factory.cache
+        self._clock = factory.clock
+        self._connection = ServerConnection(factory.cache, self)
+        self._closing = False
+        self._counted = False
+        self._registered = False
+        self._hangUpWhenSent = False
+        self._closeWhenIdle = False
+        self.connectedAt = 0.0
+        self.lastCommandAt: float | None = None
+        self._stream: StreamProducer | None = None
+        self._requestDeadline: IDelayedCall | None = None
+
+    @property
+    def connection(self) -> ServerConnection:
+        """
+        The connection's protocol state.
+        """
+        return self._connection
+
+    @property
+    def handedOver(self) -> bool:
+        """
+        Whether a stream (C{watch}, C{metadump}) writes on the connection.
+        """
+        return self._stream is not None
+
+    def callLater(self, delay: float, function: Callable[..., Any], *args: Any) -> IDelayedCall:
+        """
+        Schedule timeouts on the factory's clock (L{TimeoutMixin} hook).
+        """
+        return self._clock.callLater(delay, function, *args)
+
+    def connectionMade(self) -> None:
+        self._outbox = Outbox(self.transport, self._cache.stats)
+        stats = self._cache.stats
+        if stats.currConnections >= self._cache.settings.connectionLimit:
+            stats.rejectedConnections += 1
+            self.log.warn(
+                "Refusing {peer}: {limit} connections already open",
+                peer=self.transport.getPeer(),
+                limit=self._cache.settings.connectionLimit,
+            )
+            self._outbox.send([classic.TOO_MANY_CONNECTIONS])
+            self._closing = True
+            self.transport.loseConnection()
+            return
+        stats.currConnections += 1
+        stats.totalConnections += 1
+        self._counted = True
+        self.connectedAt = self._clock.seconds()
+        self.factory.connections.add(self)
+        self._register()
+        tuneTransport(self.transport)
+        self.setTimeout(self._cache.settings.idleTimeout or None)
+        # Only at verbosity 2 (-vv), as in memcached: a burst of connections
+        # must not become a burst of log events.
+        if self._cache.verbosity >= 2:
+            self.log.info("Connection from {peer}", peer=self.transport.getPeer())
+        banner = self._cache.settings.banner
+        if banner is not None:
+            self._outbox.send([banner])
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
+        self._cancelRequestDeadline()
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream = None
+        if self._counted:
+            if self._cache.verbosity >= 2:
+                self.log.info(
+                    "Connection from {peer} closed after {seconds:.1f}s",
+                    peer=self.transport.getPeer(),
+                    seconds=self._clock.seconds() - self.connectedAt,
+                )
+            self._cache.stats.currConnections -= 1
+            self._counted = False
+            self.factory.connectionClosed(self)
+
+    def finishAndClose(self) -> None:
+        """
+        Close once the request under way, if any, is answered: part of a
+        graceful shutdown.
+        """
+        self._closeWhenIdle = True
+        if self._closing:
+            return
+        if self._stream is not None:
+            if self._stream.endless:
+                # The watcher is the transport's producer; a paused one
+                # would hold the connection open.
+                self.transport.unregisterProducer()
+                self._hangUp()
+        elif not self._connection.unfinished:
+            self._hangUp()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
+        """
+        Hand what has arrived to the connection, send the replies to all of
+        it in one write (or a batch at a time), and act on its signal.
+        """
+        cache = self._cache
+        connection = self._connection
+        cache.currentConnection = self
+        lines = connection.commandLines
+        replies: list[bytes] = []
+        try:
+            signal = connection.receiveData(data, replies)
+            while signal is REPLY_BATCH:
+                self._outbox.send(replies)
+                replies = []
+                if self._closing or self._outbox.full or self._outbox:
+                    break
+                signal = connection.continueReading(replies)
+        finally:
+            cache.currentConnection = None
+        if replies:
+            self._outbox.send(replies)
+        if connection.commandLines != lines:
+            self.resetTimeout()
+            self.lastCommandAt = self._clock.seconds()
+        if signal is HANDOVER:
+            assert connection.stream is not None
+            self._handOver(connection.stream)
+            return
+        if signal is CLOSE:
+            self._closing = True
+        elif signal is SHUTDOWN:
+            self._closing = True
+            self.factory.requestShutdown(graceful=connection.shutdownGraceful)
+        unfinished = connection.unfinished
+        if self._closeWhenIdle and not unfinished:
+            self._closing = True
+        if self._closing:
+            self._hangUp()
+        elif unfinished:
+            self._startRequestDeadline()
+        elif self._requestDeadline is not None:
+            self._cancelRequestDeadline()
+
     # Flow control (IPushProducer).
 
     def pauseProducing(self) -> None:
@@ -318,7 +324,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         left unfinished meanwhile is the server's wait, not the client's, so
         its timeout stops too.
         """
-        self._paused = True
+        self._outbox.full = True
         self._cancelRequestDeadline()
         self.transport.pauseProducing()
 
@@ -327,16 +333,16 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         The transport has drained: write what waits in the outbox, then
         answer what was read, then read on.
         """
-        self._paused = False
-        self._flush()
-        if self._paused or self._outbox:
+        self._outbox.full = False
+        self._outbox.flush()
+        if self._outbox.full or self._outbox:
             return
         if self._hangUpWhenSent:
             self._hangUp()
             return
         if self._connection.buffered and not self._closing:
             self._process(b"")
-        if not self._paused and not self._outbox and not self._closing:
+        if not self._outbox.full and not self._outbox and not self._closing:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
@@ -354,7 +360,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
 
     def _startRequestDeadline(self) -> None:
         timeout = self._cache.settings.requestTimeout
-        if timeout and self._requestDeadline is None and not self._paused:
+        if timeout and self._requestDeadline is None and not self._outbox.full:
             self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
 
     def _cancelRequestDeadline(self) -> None:
@@ -398,7 +404,7 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         self._closing = True
         self._cancelRequestDeadline()
         self.setTimeout(None)
-        self._outbox = None
+        self._outbox.discard()
         self._unregister()
         self.transport.abortConnection()
 
@@ -412,49 +418,6 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             self._registered = False
             self.transport.unregisterProducer()
 
-    # Writing.
-
-    def _send(self, lines: list[bytes]) -> None:
-        """
-        Write reply lines, each followed by CRLF: in one write when they are
-        small, else through the outbox a chunk at a time.
-        """
-        # Three lines hold at most one value, which goes whole in any case.
-        if self._outbox or (len(lines) > 3 and sum(map(len, lines)) > OUTPUT_CHUNK):
-            if self._outbox is None:
-                self._outbox = deque()
-            self._outbox.extend(lines)
-            self._flush()
-            return
-        lines.append(b"")
-        self._write(CRLF.join(lines))
-
-    def _flush(self) -> None:
-        """
-        Hand the outbox to the transport a chunk at a time, until it is
-        empty or the transport pauses us.
-        """
-        outbox = self._outbox
-        while outbox and not self._paused:
-            chunk = [outbox.popleft()]
-            size = len(chunk[0])
-            while outbox and size + len(outbox[0]) <= OUTPUT_CHUNK:
-                line = outbox.popleft()
-                chunk.append(line)
-                size += len(line)
-            chunk.append(b"")
-            self._write(CRLF.join(chunk))
-        if not outbox and self._hangUpWhenSent:
-            self._hangUp()
-
-    def _write(self, payload: bytes) -> None:
-        """
-        Write reply bytes, counting them as memcached's C{bytes_written}
-        does (before any TLS).
-        """
-        self._cache.stats.bytesWritten += len(payload)
-        self.transport.write(payload)
-
     # Streams.
 
     def _handOver(self, stream: Stream) -> None:
@@ -463,13 +426,13 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
         connection, which reads no command until the stream gives it back.
         """
         # Stops reading here; what follows waits in the connection.
-        self._paused = True
+        self._outbox.full = True
         self.setTimeout(None)
         self._unregister()
         if stream.endless:
-            self._stream = _SubscriptionProducer(stream, self.transport)  # type: ignore[arg-type]
+            self._stream = SubscriptionProducer(stream, self.transport)  # type: ignore[arg-type]
         else:
-            self._stream = _DumpProducer(stream, self.transport, self._clock, self._streamDone)  # type: ignore[arg-type]
+            self._stream = DumpProducer(stream, self.transport, self._clock, self._streamDone)  # type: ignore[arg-type]
 
     def _streamDone(self) -> None:
         """
@@ -486,111 +449,6 @@ class CacheServerProtocol(Protocol, TimeoutMixin):
             return
         self.setTimeout(self._cache.settings.idleTimeout or None)
         self.resumeProducing()
-
-
-class _StreamProducer:
-    """
-    A stream the connection is handed to, as the transport's producer.
-    """
-
-    endless: bool
-
-    def stop(self) -> None:
-        """
-        The connection has gone.
-        """
-
-
-@implementer(IPushProducer)
-class _SubscriptionProducer(_StreamProducer):
-    """
-    A C{watch}: it writes as events come; a full transport pauses it, and
-    it drops lines meanwhile.
-    """
-
-    endless = True
-
-    def __init__(self, subscription: Subscription, transport: Any) -> None:
-        self._subscription = subscription
-        subscription.start(transport.write)
-        transport.registerProducer(self, True)
-
-    def stop(self) -> None:
-        self._subscription.close()
-
-    def pauseProducing(self) -> None:
-        self._subscription.pause()
-
-    def resumeProducing(self) -> None:
-        self._subscription.resume()
-
-    def stopProducing(self) -> None:
-        self.stop()
-
-
-@implementer(IPushProducer)
-class _DumpProducer(_StreamProducer):
-    """
-    A C{metadump}: one batch written per reactor turn while the transport
-    is not full, then the connection is given back.
-    """
-
-    endless = False
-
-    def __init__(
-        self, dump: Dump, transport: Any, clock: IReactorTime, done: Callable[[], None]
-    ) -> None:
-        self._dump = dump
-        self._transport = transport
-        self._clock = clock
-        self._done: Callable[[], None] | None = done
-        self._call: IDelayedCall | None = None
-        self._paused = False
-        dump.start()
-        # memcached reads no commands from a connection while it dumps.
-        transport.pauseProducing()
-        transport.registerProducer(self, True)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if self._call is None and not self._paused and self._done is not None:
-            self._call = self._clock.callLater(0, self._writeBatch)
-
-    def _writeBatch(self) -> None:
-        self._call = None
-        try:
-            batch = next(self._dump)
-        except StopIteration:
-            self._finish()
-            return
-        self._transport.write(batch)
-        self._schedule()
-
-    def _finish(self) -> None:
-        done, self._done = self._done, None
-        if done is not None:
-            done()
-
-    def stop(self) -> None:
-        self._cancel()
-        self._done = None
-        self._dump.close()
-
-    def _cancel(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-        self._cancel()
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def stopProducing(self) -> None:
-        self.stop()
 
 
 class CacheServerFactory(Factory):

@@ -45,6 +45,7 @@ ORDER = [
     "myproto.connection",
     "myproto.conns",
     "myproto._tuning",
+    "myproto.producers",
     "myproto.protocol",
     "myproto.evictions",
     "myproto.snapshot",
