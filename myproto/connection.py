@@ -208,9 +208,9 @@ class ServerConnection:
                         return CLOSE
                     self.commandLines += 1
                     if self.authenticated:
-                        signal = self._lineReceived(line, replies)
+                        signal = self._carryOutLine(line, replies)
                     else:
-                        signal = self._authenticationLineReceived(line, replies)
+                        signal = self._carryOutAuthenticationLine(line, replies)
                     if signal is not NEED_DATA:
                         break
                     if self.state is COMMAND:
@@ -243,7 +243,7 @@ class ServerConnection:
                         intact = buffer.startswith(CRLF, position + need - 2)
                     position += need
                     self.state = COMMAND
-                    self._dataReceived(value, intact, replies)
+                    self._carryOutDataBlock(value, intact, replies)
                     self._commandDone()
                 else:
                     taken = min(self._remaining, length - position)
@@ -282,7 +282,7 @@ class ServerConnection:
         self._cache.newReplyWindow()
         self._windowRoom = REPLY_WINDOW
 
-    def _lineReceived(self, line: bytes, replies: list[bytes]) -> Signal:
+    def _carryOutLine(self, line: bytes, replies: list[bytes]) -> Signal:
         request = None
         cache = self._cache
         try:
@@ -330,7 +330,7 @@ class ServerConnection:
             replies.append(INTERNAL_ERROR)
         return NEED_DATA
 
-    def _authenticationLineReceived(self, line: bytes, replies: list[bytes]) -> Signal:
+    def _carryOutAuthenticationLine(self, line: bytes, replies: list[bytes]) -> Signal:
         try:
             request = classic.parseAuthentication(line)
         except CloseConnection:
@@ -343,7 +343,7 @@ class ServerConnection:
         self.state = DATA
         return NEED_DATA
 
-    def _dataReceived(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
+    def _carryOutDataBlock(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
         request = self._pending
         self._pending = None
         cache = self._cache

@@ -11,7 +11,7 @@ gives.  Nothing here does I/O or touches the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 from myproto.errors import ClientError, CloseConnection, UnknownCommand
 from myproto.wire.numbers import strtol, strtoul, strtoull
@@ -242,7 +242,7 @@ class LruCrawlerRequest(BaseRequest):
     """
     C{lru_crawler <subcommand> [argument]}, with its arguments unchecked:
     memcached's replies depend on the crawler's state
-    (L{myproto.crawler.lruCrawler}).
+    (L{myproto.commands.crawler.lruCrawler}).
     """
 
     arguments: tuple[bytes, ...]
@@ -272,7 +272,7 @@ Request = Union[
 class DataBlockRequest(BaseRequest):
     """
     Base of requests defined elsewhere that a data block of C{size} bytes and
-    a CRLF follows (the meta set, L{myproto.meta.MetaSetRequest}).
+    a CRLF follows (the meta set, L{myproto.wire.meta.MetaSetRequest}).
     """
 
     __slots__ = ()
@@ -387,27 +387,30 @@ def _parseDelete(verb: bytes, tokens: list[bytes], count: int) -> DeleteRequest:
     return DeleteRequest(key, noreply)
 
 
-def _parseArithmetic(verb: bytes, tokens: list[bytes], count: int) -> ArithmeticRequest:
+def _keyAndNumber(
+    tokens: list[bytes], count: int, read: Callable[[bytes], Optional[int]], message: bytes
+) -> tuple[bytes, int, bool]:
+    """
+    The C{<key> <number> [noreply]} of C{incr}, C{decr} and C{touch}.
+    """
     _wantTokens(count, 4, 5)
     noreply = saysNoreply(tokens, count)
     key = tokens[1]
     if len(key) > KEY_MAX_LENGTH:
         raise ClientError(BAD_FORMAT, noreply)
-    delta = strtoull(tokens[2])
-    if delta is None:
-        raise ClientError(BAD_DELTA, noreply)
+    number = read(tokens[2])
+    if number is None:
+        raise ClientError(message, noreply)
+    return key, number, noreply
+
+
+def _parseArithmetic(verb: bytes, tokens: list[bytes], count: int) -> ArithmeticRequest:
+    key, delta, noreply = _keyAndNumber(tokens, count, strtoull, BAD_DELTA)
     return ArithmeticRequest(key, delta, verb == b"incr", noreply)
 
 
 def _parseTouch(verb: bytes, tokens: list[bytes], count: int) -> TouchRequest:
-    _wantTokens(count, 4, 5)
-    noreply = saysNoreply(tokens, count)
-    key = tokens[1]
-    if len(key) > KEY_MAX_LENGTH:
-        raise ClientError(BAD_FORMAT, noreply)
-    exptime = strtol(tokens[2])
-    if exptime is None:
-        raise ClientError(BAD_EXPTIME, noreply)
+    key, exptime, noreply = _keyAndNumber(tokens, count, strtol, BAD_EXPTIME)
     return TouchRequest(key, exptime, noreply)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 from myproto.errors import ClientError, UnknownCommand
 from myproto.wire import classic
@@ -363,41 +363,20 @@ def _readFlags(key: bytes, tokens: list[bytes]) -> tuple[MetaFlags, bytes | None
                 key = b""
             else:
                 key = decoded
-        elif flag in (_N, _T, _R):
-            number = strtol(argument)
+        elif flag in _NUMBER_FLAGS:
+            read, field, message = _NUMBER_FLAGS[flag]
+            number = read(argument)
             if number is None:
-                error, failed = BAD_TOKEN, True
-            else:
-                values[{_N: "vivifyTtl", _T: "ttl", _R: "recacheTtl"}[flag]] = number
-        elif flag == _F:
-            clientFlags = strtoul(argument)
-            if clientFlags is None:
                 failed = True
+                if message is not None:
+                    error = message
             else:
-                values["clientFlags"] = clientFlags
-        elif flag == _C:
-            cas = strtoull(argument)
-            if cas is None:
-                error, failed = BAD_TOKEN, True
-            else:
-                values["compareCas"] = cas
+                values[field] = number
         elif flag == _M:
             if len(token) != 2:
                 error, failed = BAD_MODE_LENGTH, True
             else:
                 values["mode"] = token[1]
-        elif flag == _J:
-            initial = strtoull(argument)
-            if initial is None:
-                error, failed = BAD_INITIAL, True
-            else:
-                values["initial"] = initial
-        elif flag == _D:
-            delta = strtoull(argument)
-            if delta is None:
-                error, failed = BAD_DELTA, True
-            else:
-                values["delta"] = delta
         elif flag not in _PLAIN_FLAGS:
             return _emptyFlags(key, tokens), INVALID_FLAG
     flags = MetaFlags(
@@ -413,6 +392,19 @@ def _readFlags(key: bytes, tokens: list[bytes]) -> tuple[MetaFlags, bytes | None
     )
     return flags, (error if failed else None)
 
+
+# Flags with a number: how memcached reads it, the MetaFlags field it fills,
+# and the error it notes when the number does not read (none of its own for
+# a bad F, which leaves the command's default).
+_NUMBER_FLAGS: dict[int, tuple[Callable[[bytes], Optional[int]], str, Optional[bytes]]] = {
+    _N: (strtol, "vivifyTtl", BAD_TOKEN),
+    _T: (strtol, "ttl", BAD_TOKEN),
+    _R: (strtol, "recacheTtl", BAD_TOKEN),
+    _F: (strtoul, "clientFlags", None),
+    _C: (strtoull, "compareCas", BAD_TOKEN),
+    _J: (strtoull, "initial", BAD_INITIAL),
+    _D: (strtoull, "delta", BAD_DELTA),
+}
 
 # Flags that take no token, or whose token memcached does not read here.
 _PLAIN_FLAGS = frozenset([_O, _P, _L, _k, _s, _t, _c, _f, _v, _h, _l, _u, _q, _I])
