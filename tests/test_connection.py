@@ -1,0 +1,237 @@
+"""
+Tests for L{myproto.connection}: the protocol core on bytes alone, with no
+transport and no reactor.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from myproto.cache import Cache
+from myproto.config import ServerSettings
+from myproto.connection import (
+    CLOSE,
+    HANDOVER,
+    NEED_DATA,
+    REPLY_BATCH,
+    REPLY_BATCH_LIMIT,
+    SHUTDOWN,
+    ReaderState,
+    ServerConnection,
+    Signal,
+)
+from myproto.store import MemoryStore
+
+
+class RecordingObserver:
+    """
+    A L{myproto.connection.ConnectionObserver} that remembers what it is told.
+    """
+
+    def __init__(self) -> None:
+        self.authenticationFailures: list[str] = []
+        self.internalErrors: list[str] = []
+
+    def authenticationFailed(self, why: str) -> None:
+        self.authenticationFailures.append(why)
+
+    def internalError(self, doing: str) -> None:
+        self.internalErrors.append(doing)
+
+
+def connect(settings: ServerSettings = ServerSettings()) -> tuple[ServerConnection, Cache]:
+    """
+    @return: a connection core on a new cache, and the cache.
+    """
+    cache = Cache(MemoryStore(Clock()), settings)
+    return ServerConnection(cache, RecordingObserver()), cache
+
+
+def feed(connection: ServerConnection, *pieces: bytes) -> tuple[bytes, list[Signal]]:
+    """
+    Hand the core each piece in turn, as separate reads.
+
+    @return: the reply bytes (each line with its CRLF) and each signal.
+    """
+    replies: list[bytes] = []
+    signals = []
+    for piece in pieces:
+        signals.append(connection.receiveData(piece, replies))
+    return b"".join(line + b"\r\n" for line in replies), signals
+
+
+STREAM = b"set k 5 0 3\r\nabc\r\nget k\r\nincr n 1\r\nset n 0 0 1\r\n7\r\nincr n 2\r\ndelete k\r\nget k\r\n"
+REPLIES = b"STORED\r\nVALUE k 5 3\r\nabc\r\nEND\r\nNOT_FOUND\r\nSTORED\r\n9\r\nDELETED\r\nEND\r\n"
+
+
+class FramingTests(SynchronousTestCase):
+    """
+    Requests give the same replies however the bytes are split.
+    """
+
+    def test_whole(self) -> None:
+        """
+        A pipelined stream in one read gets every reply, and waits for more.
+        """
+        connection, _ = connect()
+        self.assertEqual(feed(connection, STREAM), (REPLIES, [NEED_DATA]))
+        self.assertFalse(connection.unfinished)
+
+    def test_oneByteAtATime(self) -> None:
+        """
+        The same stream a byte per read gets the same replies.
+        """
+        connection, _ = connect()
+        data, signals = feed(connection, *(STREAM[i : i + 1] for i in range(len(STREAM))))
+        self.assertEqual(data, REPLIES)
+        self.assertEqual(set(signals), {NEED_DATA})
+
+    def test_unfinished(self) -> None:
+        """
+        A line or data block begun and not ended leaves the core unfinished,
+        holding what it has received.
+        """
+        connection, _ = connect()
+        feed(connection, b"set k 0 0 10\r\nabc")
+        self.assertTrue(connection.unfinished)
+        self.assertIs(connection.state, ReaderState.DATA)
+        self.assertEqual((connection.bufferedBytes, connection.dataRemaining), (3, 9))
+        self.assertEqual(feed(connection, b"defghij\r\n"), (b"STORED\r\n", [NEED_DATA]))
+        self.assertFalse(connection.unfinished)
+
+    def test_bareLineFeed(self) -> None:
+        """
+        A bare LF ends a line, as in memcached.
+        """
+        connection, _ = connect()
+        self.assertEqual(feed(connection, b"version\n")[0], b"VERSION 1.6.18\r\n")
+
+    def test_commandLinesCounted(self) -> None:
+        """
+        C{commandLines} counts the lines read, which the adapter uses to
+        restart its idle timer.
+        """
+        connection, _ = connect()
+        feed(connection, b"mn\r\nmn\r\nset k 0 0 1\r\n")
+        self.assertEqual(connection.commandLines, 3)
+
+    def test_swallowRefused(self) -> None:
+        """
+        A data block too large to store is refused and swallowed, and the
+        next command is read as a command.
+        """
+        connection, _ = connect()
+        size = 2 * 1024 * 1024
+        data, _ = feed(connection, b"set k 0 0 %d\r\n" % (size,), b"x" * size + b"\r\nmn\r\n")
+        self.assertEqual(data, b"SERVER_ERROR object too large for cache\r\nMN\r\n")
+
+
+class SignalTests(SynchronousTestCase):
+    """
+    The core says what the adapter must do.
+    """
+
+    def test_quit(self) -> None:
+        """
+        C{quit} closes, after the replies before it.
+        """
+        connection, _ = connect()
+        self.assertEqual(feed(connection, b"mn\r\nquit\r\nmn\r\n"), (b"MN\r\n", [CLOSE]))
+
+    def test_tooLongLine(self) -> None:
+        """
+        An unfinished line longer than memcached's limit closes; a long
+        multi-get does not.
+        """
+        connection, _ = connect()
+        self.assertEqual(feed(connection, b"x" * 2049)[1], [CLOSE])
+        connection, _ = connect()
+        self.assertEqual(feed(connection, b"get " + b"k " * 2000)[1], [NEED_DATA])
+
+    def test_shutdown(self) -> None:
+        """
+        C{shutdown graceful} asks to stop the server, when C{-A} allows it.
+        """
+        connection, _ = connect()
+        self.assertEqual(
+            feed(connection, b"shutdown\r\n"), (b"ERROR: shutdown not enabled\r\n", [NEED_DATA])
+        )
+        connection, _ = connect(ServerSettings(enableShutdown=True))
+        self.assertEqual(feed(connection, b"shutdown graceful\r\n"), (b"", [SHUTDOWN]))
+        self.assertTrue(connection.shutdownGraceful)
+
+    def test_handOver(self) -> None:
+        """
+        C{lru_crawler metadump} hands the connection over; what follows waits
+        until the stream has finished.
+        """
+        connection, _ = connect()
+        self.assertEqual(feed(connection, b"lru_crawler metadump all\r\nmn\r\n"), (b"", [HANDOVER]))
+        stream = connection.stream
+        if stream is None:
+            self.fail("no stream handed over")
+        self.assertFalse(stream.endless)
+        self.assertEqual(feed(connection, b"mn\r\n"), (b"", [NEED_DATA]))
+        connection.streamFinished()
+        self.assertEqual(feed(connection, b""), (b"MN\r\nMN\r\n", [NEED_DATA]))
+
+    def test_handOverRefusedAfterReplies(self) -> None:
+        """
+        A stream is refused when replies are still pending, as memcached
+        refuses it.
+        """
+        connection, _ = connect()
+        data, signals = feed(connection, b"mn\r\nwatch\r\n")
+        self.assertEqual(data, b"MN\r\nERROR cannot pipeline other commands before watch\r\n")
+        self.assertEqual(signals, [NEED_DATA])
+
+    def test_replyBatch(self) -> None:
+        """
+        Replies that pass L{REPLY_BATCH_LIMIT} come back in batches, so that
+        the adapter can send them (and be paused) before more is read.
+        """
+        connection, cache = connect()
+        value = b"v" * 1000
+        cache.store.put(b"k", value, 0, 0.0)
+        gets = b"get k\r\n" * 200
+        replies: list[bytes] = []
+        self.assertIs(connection.receiveData(gets, replies), REPLY_BATCH)
+        first = len(replies)
+        self.assertGreater(sum(map(len, replies)), REPLY_BATCH_LIMIT)
+        batches = [first]
+        signal = REPLY_BATCH
+        while signal is REPLY_BATCH:
+            rest: list[bytes] = []
+            signal = connection.continueReading(rest)
+            batches.append(len(rest))
+        self.assertIs(signal, NEED_DATA)
+        self.assertEqual(sum(batches), 200 * 3)
+        self.assertEqual(len(batches), 4)
+
+
+class AuthenticationTests(SynchronousTestCase):
+    """
+    With credentials configured, only an authentication C{set} is read.
+    """
+
+    def test_gate(self) -> None:
+        """
+        Commands are refused until the client authenticates; a bad token is
+        reported to the observer.
+        """
+        settings = ServerSettings(credentials=((b"user", b"secret"),))
+        cache = Cache(MemoryStore(Clock()), settings)
+        observer = RecordingObserver()
+        connection = ServerConnection(cache, observer)
+        replies: list[bytes] = []
+        connection.receiveData(b"get k\r\nset a 0 0 9\r\nuser nope\r\n", replies)
+        self.assertEqual(
+            replies, [b"CLIENT_ERROR unauthenticated", b"CLIENT_ERROR authentication failure"]
+        )
+        self.assertEqual(observer.authenticationFailures, ["authentication failure"])
+        self.assertFalse(connection.authenticated)
+        replies = []
+        connection.receiveData(b"set a 0 0 11\r\nuser secret\r\nget k\r\n", replies)
+        self.assertEqual(replies, [b"STORED", b"END"])
+        self.assertTrue(connection.authenticated)
