@@ -886,6 +886,13 @@ case("statsUnknown", b"stats foo\r\nstats items x\r\nstats Settings\r\n")
 case("statsSettings", b"stats settings\r\n")
 case("statsItems", b"set k 0 0 1\r\na\r\nstats items\r\n")
 case("statsSlabs", b"set k 0 0 1\r\na\r\nstats slabs\r\n")
+case(
+    "slabsAutomove",
+    b"slabs automove 0\r\nslabs automove 1\r\nslabs automove 2\r\nslabs automove 3\r\n"
+    b"slabs automove x\r\nslabs automove -1\r\nslabs automove 4294967297\r\nslabs automove\r\n"
+    b"slabs automove ratio\r\nslabs automove 1 noreply\r\nslabs automove x noreply\r\nslabs foo\r\n",
+    doc="memcached's own strtol test: a level that is not a number is a client error.",
+)
 
 # Meta commands (a few) ----------------------------------------------------------------------
 
