@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 
 # memcached's per-item header on a 64-bit build.  Counting items the way
 # memcached does keeps "bytes", "limit_maxbytes" and the largest storable
@@ -257,6 +257,77 @@ class StoreStats:
         for name in self.__slots__:
             setattr(self, name, 0)
 
+    def countReclaimed(self, item: Item) -> None:
+        """
+        Count an expired item whose memory was taken back.
+        """
+        self.reclaimed += 1
+        if not item.fetched:
+            self.expiredUnfetched += 1
+
+
+class ExpiryHeap:
+    """
+    When items expire, earliest first, so that L{MemoryStore.sweepExpired}
+    frees items nobody asks for again without scanning the whole cache.
+
+    An entry is not taken out when its item is replaced, deleted or given a
+    new expiry time, which would cost a heap search; it is skipped when it
+    comes up, and such entries are dropped in one pass once they outnumber
+    the items held.
+    """
+
+    def __init__(self, items: Mapping[bytes, Item]) -> None:
+        # The store's items: an entry is current if its item is still there.
+        self._items = items
+        self._heap: list[tuple[float, int, Item]] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, item: Item) -> None:
+        """
+        Note the expiry time of a held item that has one.
+        """
+        heap = self._heap
+        items = self._items
+        if len(heap) > 2 * len(items) + 1024:
+            heap[:] = [
+                entry
+                for entry in heap
+                if entry[2].expires == entry[0] and items.get(entry[2].key) is entry[2]
+            ]
+            heapq.heapify(heap)
+        # The CAS unique, which the item holds anyway, orders entries due at
+        # the same moment; a serial number would cost an int per entry.
+        heapq.heappush(heap, (item.expires, item.cas, item))
+
+    def sweep(self, now: float, budget: int, reclaim: Callable[[Item], None]) -> int:
+        """
+        Take out up to C{budget} entries due by C{now}, earliest first, and
+        C{reclaim} the items still held with that expiry time.
+
+        @return: how many items were reclaimed.
+        """
+        removed = 0
+        heap = self._heap
+        items = self._items
+        while heap and budget > 0 and heap[0][0] <= now:
+            expires, _, item = heapq.heappop(heap)
+            budget -= 1
+            # Checked entry by entry: an item touched twice to the same time
+            # has two entries, and the first reclaims it.
+            if item.expires == expires and items.get(item.key) is item:
+                reclaim(item)
+                removed += 1
+        return removed
+
+    def clear(self) -> None:
+        """
+        Forget every entry, as when the store is flushed.
+        """
+        del self._heap[:]
+
 
 class MemoryStore:
     """
@@ -264,8 +335,7 @@ class MemoryStore:
 
     Lookups and updates are O(1).  The LRU order is an L{OrderedDict} from key
     to L{Item}, least recently used first.  Items with an expiry time are also
-    kept in a heap ordered by that time, so that L{sweepExpired} frees items
-    nobody asks for again without scanning the whole cache.
+    noted in an L{ExpiryHeap}, for L{sweepExpired}.
 
     Last-access times are whole seconds counted from L{startedAt}, as
     memcached's are: items used within the same second share one float
@@ -303,7 +373,7 @@ class MemoryStore:
         self.bytes = 0
         self.stats = StoreStats()
         self._items: OrderedDict[bytes, Item] = OrderedDict()
-        self._expiries: list[tuple[float, int, Item]] = []
+        self._expiries = ExpiryHeap(self._items)
         self._lastCas = 0
         self._flushAt: float | None = None
         self.observer: IItemObserver | None = None
@@ -431,7 +501,7 @@ class MemoryStore:
         self.bytes += size
         self.stats.totalItems += 1
         if expires:
-            self._remember(item)
+            self._expiries.add(item)
         return item
 
     def restore(
@@ -501,7 +571,7 @@ class MemoryStore:
         """
         item.expires = expires
         if expires:
-            self._remember(item)
+            self._expiries.add(item)
 
     def updateInPlace(self, item: Item, value: bytes) -> None:
         """
@@ -524,7 +594,7 @@ class MemoryStore:
         item = self.peek(key)
         if item is None:
             return False
-        self._unlink(item)
+        self.remove(item)
         return True
 
     def remove(self, item: Item) -> None:
@@ -533,7 +603,8 @@ class MemoryStore:
 
         @param item: a live item returned by L{get} or L{peek}.
         """
-        self._unlink(item)
+        del self._items[item.key]
+        self.bytes -= item.size
 
     def flush(self, delay: float = 0) -> None:
         """
@@ -544,11 +615,8 @@ class MemoryStore:
         @param delay: seconds from now; zero or less means immediately.
         """
         now = self._seconds()
-        if delay > 0:
-            self._flushAt = now + delay
-        else:
-            self._flushAt = None
-            self._clear()
+        self._flushAt = now + max(delay, 0)
+        self._applyPendingFlush(now)
 
     def setMemoryLimit(self, maxBytes: int) -> None:
         """
@@ -563,42 +631,15 @@ class MemoryStore:
 
     def sweepExpired(self, budget: int = 10000) -> int:
         """
-        Remove items whose time has passed, earliest first.
+        Remove items whose time has passed, earliest first; called
+        periodically, with C{budget} bounding the work of one call.
 
-        Meant to be called periodically so that keys nobody asks for again do
-        not hold memory; C{budget} bounds the work done in one call.
-
-        @param budget: the most heap entries to examine.
+        @param budget: the most expiry entries to examine.
         @return: how many items were removed.
         """
         now = self._seconds()
         self._applyPendingFlush(now)
-        removed = 0
-        heap = self._expiries
-        while heap and budget > 0 and heap[0][0] <= now:
-            expires, _, item = heapq.heappop(heap)
-            budget -= 1
-            if item.expires == expires and self._items.get(item.key) is item:
-                self._reclaim(item)
-                removed += 1
-        return removed
-
-    def _remember(self, item: Item) -> None:
-        """
-        Note an item's expiry time in the heap, compacting the heap when
-        entries for replaced items or old expiry times outnumber live ones.
-        """
-        heap = self._expiries
-        if len(heap) > 2 * len(self._items) + 1024:
-            heap[:] = [
-                entry
-                for entry in heap
-                if entry[2].expires == entry[0] and self._items.get(entry[2].key) is entry[2]
-            ]
-            heapq.heapify(heap)
-        # The CAS unique, which the item holds anyway, orders entries due at
-        # the same moment; a serial number would cost an int per entry.
-        heapq.heappush(heap, (item.expires, item.cas, item))
+        return self._expiries.sweep(now, budget, self._reclaim)
 
     def _newSecond(self, now: float) -> float:
         """
@@ -614,12 +655,9 @@ class MemoryStore:
     def _applyPendingFlush(self, now: float) -> None:
         if self._flushAt is not None and self._flushAt <= now:
             self._flushAt = None
-            self._clear()
-
-    def _clear(self) -> None:
-        self._items.clear()
-        self._expiries.clear()
-        self.bytes = 0
+            self._items.clear()
+            self._expiries.clear()
+            self.bytes = 0
 
     def _makeRoom(self, size: int, now: float) -> None:
         items = self._items
@@ -627,8 +665,9 @@ class MemoryStore:
             _, victim = items.popitem(last=False)
             self.bytes -= victim.size
             if victim.expires and victim.expires <= now:
-                self._countReclaimed(victim)
+                self.stats.countReclaimed(victim)
                 continue
+            # Counted here, not by a call: a full store evicts on every put.
             self.stats.evictions += 1
             if victim.expires:
                 self.stats.evictedNonzero += 1
@@ -638,14 +677,5 @@ class MemoryStore:
                 self.observer.itemEvicted(victim)
 
     def _reclaim(self, item: Item) -> None:
-        self._unlink(item)
-        self._countReclaimed(item)
-
-    def _countReclaimed(self, item: Item) -> None:
-        self.stats.reclaimed += 1
-        if not item.fetched:
-            self.stats.expiredUnfetched += 1
-
-    def _unlink(self, item: Item) -> None:
-        del self._items[item.key]
-        self.bytes -= item.size
+        self.remove(item)
+        self.stats.countReclaimed(item)

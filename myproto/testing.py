@@ -86,7 +86,7 @@ def tlsListen(directory: FilePath[str], hostname: str = TLS_HOSTNAME) -> tuple[s
     """
     from twisted.internet.endpoints import quoteStringArgument
 
-    from myproto.tls import selfSignedCertificate
+    from myproto.certificates import selfSignedCertificate
 
     keyPath, certPath = selfSignedCertificate(directory, hostname)
     description = "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}".format(

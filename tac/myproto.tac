@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from myproto.tap import makeService
-from myproto.tls import selfSignedCertificate
+from myproto.certificates import selfSignedCertificate
 
 INTERFACE = os.environ.get("MYPROTO_INTERFACE", "127.0.0.1")
 TCP_PORT = int(os.environ.get("MYPROTO_TCP_PORT", "11211"))

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted.python.filepath import FilePath
 
-from myproto.tls import selfSignedCertificate
+from myproto.certificates import selfSignedCertificate
 
 #: trial's assertions for helpers that have no test case of their own (and
 #: for the Hypothesis state machine): C{check.assertEqual(reply, b"END\\r\\n")}

@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from myproto.config import MEGABYTE
 from myproto.embedded import PROCESS_SERVICES, EmbeddedServer, optionNames, serve
 from myproto.options import Options
-from myproto.tls import selfSignedCertificate
+from myproto.certificates import selfSignedCertificate
 from tests.readme import childEnvironment, readmeExample
 
 # pymemcache is in the test extra: without it these tests error, not skip.

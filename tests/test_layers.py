@@ -49,6 +49,7 @@ ORDER = [
     "myproto.protocol",
     "myproto.evictions",
     "myproto.snapshot",
+    "myproto.certificates",
     "myproto.tls",
     "myproto.metrics",
     "myproto.options",

@@ -21,7 +21,7 @@ from myproto.service import (
     ServerParts,
     buildServer,
 )
-from myproto.tls import selfSignedCertificate
+from myproto.certificates import selfSignedCertificate
 
 
 class BuildServerTests(SynchronousTestCase):

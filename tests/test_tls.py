@@ -1,6 +1,7 @@
 """
-Tests for serving over TLS: L{myproto.tls}'s certificates, a real loopback
-round trip through an C{ssl:} endpoint, and C{tac/myproto.tac}.
+Tests for serving over TLS: the self-signed certificate of
+L{myproto.certificates}, a real loopback round trip through an C{ssl:}
+endpoint, and C{tac/myproto.tac}.
 
 These are the only tests with real sockets: 127.0.0.1, port 0, and the server
 closes each connection first (after C{quit}).
@@ -35,7 +36,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from myproto.tls import selfSignedCertificate
+from myproto.certificates import selfSignedCertificate
 from tests.helpers import selfSignedFiles
 
 TAC = FilePath(__file__).parent().sibling("tac").child("myproto.tac")
