@@ -48,13 +48,15 @@ class Signal(Enum):
     What the adapter must do once it has sent the replies.
     """
 
-    NEED_DATA = auto()  # nothing: wait for more bytes
+    IDLE = auto()  # nothing: every request is answered
+    NEED_DATA = auto()  # nothing: a request has begun, wait for the rest of it
     REPLY_BATCH = auto()  # replies reached REPLY_BATCH_LIMIT: send, then continueReading
     CLOSE = auto()  # close the connection once the replies have gone
     HANDOVER = auto()  # hand the connection to ServerConnection.stream
     SHUTDOWN = auto()  # close, and stop the server (see shutdownGraceful)
 
 
+IDLE = Signal.IDLE
 NEED_DATA = Signal.NEED_DATA
 REPLY_BATCH = Signal.REPLY_BATCH
 CLOSE = Signal.CLOSE
@@ -122,6 +124,7 @@ class ServerConnection:
         self.stream: Optional[Stream] = None
         self.shutdownGraceful = False
         self.commandLines = 0
+        self._continuing = False
 
     @property
     def unfinished(self) -> bool:
@@ -172,17 +175,14 @@ class ServerConnection:
                 self._buffer += data
             return NEED_DATA
         self._cache.stats.bytesRead += len(data)
-        if self.state is COMMAND:
-            # memcached writes its replies whenever it runs out of whole
-            # lines (but not while it waits for the rest of a data block).
-            self._cache.newReplyWindow()
-        self._windowRoom = FIRST_REPLY_WINDOW
-        return self.continueReading(replies, data)
-
-    def continueReading(self, replies: list[bytes], data: bytes = b"") -> Signal:
-        """
-        Read on after L{REPLY_BATCH}, in the same reply window.
-        """
+        if self._continuing:
+            self._continuing = False
+        else:
+            if self.state is COMMAND:
+                # memcached writes its replies whenever it runs out of whole
+                # lines (but not while it waits for the rest of a data block).
+                self._cache.newReplyWindow()
+            self._windowRoom = FIRST_REPLY_WINDOW
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         position = 0
@@ -255,12 +255,25 @@ class ServerConnection:
         finally:
             if position < length:
                 self._buffer = buffer[position:]
-        if signal is NEED_DATA and self.state is COMMAND and self._buffer:
+        if signal is not NEED_DATA:
+            return signal
+        if self.state is COMMAND:
+            if not self._buffer:
+                return IDLE
             # Only now is what is left an unfinished line.
             if _unfinishedLineTooLong(self._buffer, self.authenticated):
                 self._buffer = b""
                 return CLOSE
-        return signal
+        return NEED_DATA
+
+    def continueReading(self, replies: list[bytes]) -> Signal:
+        """
+        Read on after L{REPLY_BATCH}, in the same reply window.
+        """
+        # A flag rather than a second entry point into the loop: the loop
+        # runs once per read, and a call more costs every request.
+        self._continuing = True
+        return self.receiveData(b"", replies)
 
     def streamFinished(self) -> None:
         """

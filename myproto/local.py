@@ -128,8 +128,8 @@ class LocalClient:
         if not encoded:
             return {}
         return {
-            key: CachedValue(item.value, item.flags, item.cas if withCas else 0)
-            for key, item in retrieval.retrieveItems(self._cache, encoded)
+            item.key: CachedValue(item.value, item.flags, item.cas if withCas else 0)
+            for item in retrieval.retrieveItems(self._cache, encoded)
         }
 
     # Storage

@@ -35,6 +35,7 @@ from myproto.connection import (
     CLOSE,
     DATA,
     HANDOVER,
+    NEED_DATA,
     REPLY_BATCH,
     SHUTDOWN,
     SWALLOW,
@@ -268,17 +269,18 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             self._hangUp()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing:
-            return
-        self._process(data)
-
-    def _process(self, data: bytes) -> None:
         """
         Hand what has arrived to the connection, send the replies to all of
         it in one write (or a batch at a time), and act on its signal.
         """
-        cache = self._cache
+        if self._closing:
+            return
         connection = self._connection
+        if self._stream is not None:
+            # Handed over: the connection keeps (or ignores) it for later.
+            connection.receiveData(data, [])
+            return
+        cache = self._cache
         cache.currentConnection = self
         lines = connection.commandLines
         replies: list[bytes] = []
@@ -306,7 +308,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         elif signal is SHUTDOWN:
             self._closing = True
             self.factory.requestShutdown(graceful=connection.shutdownGraceful)
-        unfinished = connection.unfinished
+        unfinished = signal is NEED_DATA or (signal is REPLY_BATCH and connection.unfinished)
         if self._closeWhenIdle and not unfinished:
             self._closing = True
         if self._closing:
@@ -341,7 +343,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             self._hangUp()
             return
         if self._connection.buffered and not self._closing:
-            self._process(b"")
+            self.dataReceived(b"")
         if not self._outbox.full and not self._outbox and not self._closing:
             self.transport.resumeProducing()
 

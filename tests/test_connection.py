@@ -13,6 +13,7 @@ from myproto.config import ServerSettings
 from myproto.connection import (
     CLOSE,
     HANDOVER,
+    IDLE,
     NEED_DATA,
     REPLY_BATCH,
     REPLY_BATCH_LIMIT,
@@ -72,10 +73,11 @@ class FramingTests(SynchronousTestCase):
 
     def test_whole(self) -> None:
         """
-        A pipelined stream in one read gets every reply, and waits for more.
+        A pipelined stream in one read gets every reply, and the core is
+        idle.
         """
         connection, _ = connect()
-        self.assertEqual(feed(connection, STREAM), (REPLIES, [NEED_DATA]))
+        self.assertEqual(feed(connection, STREAM), (REPLIES, [IDLE]))
         self.assertFalse(connection.unfinished)
 
     def test_oneByteAtATime(self) -> None:
@@ -85,7 +87,8 @@ class FramingTests(SynchronousTestCase):
         connection, _ = connect()
         data, signals = feed(connection, *(STREAM[i : i + 1] for i in range(len(STREAM))))
         self.assertEqual(data, REPLIES)
-        self.assertEqual(set(signals), {NEED_DATA})
+        self.assertEqual(set(signals), {NEED_DATA, IDLE})
+        self.assertIs(signals[-1], IDLE)
 
     def test_unfinished(self) -> None:
         """
@@ -93,11 +96,11 @@ class FramingTests(SynchronousTestCase):
         holding what it has received.
         """
         connection, _ = connect()
-        feed(connection, b"set k 0 0 10\r\nabc")
+        self.assertEqual(feed(connection, b"set k 0 0 10\r\nabc")[1], [NEED_DATA])
         self.assertTrue(connection.unfinished)
         self.assertIs(connection.state, ReaderState.DATA)
         self.assertEqual((connection.bufferedBytes, connection.dataRemaining), (3, 9))
-        self.assertEqual(feed(connection, b"defghij\r\n"), (b"STORED\r\n", [NEED_DATA]))
+        self.assertEqual(feed(connection, b"defghij\r\n"), (b"STORED\r\n", [IDLE]))
         self.assertFalse(connection.unfinished)
 
     def test_bareLineFeed(self) -> None:
@@ -155,7 +158,7 @@ class SignalTests(SynchronousTestCase):
         """
         connection, _ = connect()
         self.assertEqual(
-            feed(connection, b"shutdown\r\n"), (b"ERROR: shutdown not enabled\r\n", [NEED_DATA])
+            feed(connection, b"shutdown\r\n"), (b"ERROR: shutdown not enabled\r\n", [IDLE])
         )
         connection, _ = connect(ServerSettings(enableShutdown=True))
         self.assertEqual(feed(connection, b"shutdown graceful\r\n"), (b"", [SHUTDOWN]))
@@ -174,7 +177,7 @@ class SignalTests(SynchronousTestCase):
         self.assertFalse(stream.endless)
         self.assertEqual(feed(connection, b"mn\r\n"), (b"", [NEED_DATA]))
         connection.streamFinished()
-        self.assertEqual(feed(connection, b""), (b"MN\r\nMN\r\n", [NEED_DATA]))
+        self.assertEqual(feed(connection, b""), (b"MN\r\nMN\r\n", [IDLE]))
 
     def test_handOverRefusedAfterReplies(self) -> None:
         """
@@ -184,7 +187,7 @@ class SignalTests(SynchronousTestCase):
         connection, _ = connect()
         data, signals = feed(connection, b"mn\r\nwatch\r\n")
         self.assertEqual(data, b"MN\r\nERROR cannot pipeline other commands before watch\r\n")
-        self.assertEqual(signals, [NEED_DATA])
+        self.assertEqual(signals, [IDLE])
 
     def test_replyBatch(self) -> None:
         """
@@ -205,7 +208,7 @@ class SignalTests(SynchronousTestCase):
             rest: list[bytes] = []
             signal = connection.continueReading(rest)
             batches.append(len(rest))
-        self.assertIs(signal, NEED_DATA)
+        self.assertIs(signal, IDLE)
         self.assertEqual(sum(batches), 200 * 3)
         self.assertEqual(len(batches), 4)
 

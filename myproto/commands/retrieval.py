@@ -41,13 +41,13 @@ def touchItem(cache: Cache, key: bytes, expires: float) -> Item | None:
 
 def retrieveItems(
     cache: Cache, keys: tuple[bytes, ...], touchExpires: float | None = None
-) -> list[tuple[bytes, Item]]:
+) -> list[Item]:
     """
     Look items up as C{get} does, or touch them as C{gat} does.
 
     @param keys: the keys, in order.
     @param touchExpires: for C{gat}, each item's new expiry time.
-    @return: the key and item of each live item found, in order.
+    @return: each live item found, in order.
     @raise ClientError: at a key longer than memcached allows; memcached has
         served the keys before it, counters and all, but sends only the
         error.
@@ -72,7 +72,7 @@ def retrieveItems(
         if prefixStats is not None:
             prefixStats.recordGet(key, item is not None)
         if item is not None:
-            found.append((key, item))
+            found.append(item)
     # memcached writes its replies after a get (unlike after mg).
     cache.newReplyWindow()
     return found
@@ -87,14 +87,14 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
     found = retrieveItems(cache, request.keys, None if exptime is None else cache.expiry(exptime))
     lines: Lines = []
     if request.withCas:
-        for key, item in found:
+        for item in found:
             value = item.value
-            lines.append(classic.VALUE_HEADER_WITH_CAS % (key, item.flags, len(value), item.cas))
+            lines.append(classic.VALUE_HEADER_WITH_CAS % (item.key, item.flags, len(value), item.cas))
             lines.append(value)
     else:
-        for key, item in found:
+        for item in found:
             value = item.value
-            lines.append(classic.VALUE_HEADER % (key, item.flags, len(value)))
+            lines.append(classic.VALUE_HEADER % (item.key, item.flags, len(value)))
             lines.append(value)
     lines.append(classic.END)
     return lines

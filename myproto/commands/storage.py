@@ -82,8 +82,30 @@ def storeItem(
     @return: the outcome, and the item stored (L{None} unless L{STORED}).
     @raise ServerError: when there is no memory for the item.
     """
-    cache.stats.cmdSet += 1
-    outcome, item = _decide(cache, mode, key, value, flags, expires, compareCas, invalidate)
+    store = cache.store
+    stats = cache.stats
+    stats.cmdSet += 1
+    old = store.peek(key)
+    item: Item | None = None
+    if old is None:
+        if mode == CAS:
+            stats.casMisses += 1
+            outcome = NOT_FOUND
+        elif mode != SET and mode != ADD:
+            outcome = NOT_STORED
+        else:
+            outcome, item = _put(cache, key, value, flags, expires)
+    elif mode == SET or mode == REPLACE:
+        outcome, item = _put(cache, key, value, flags, expires)
+    elif mode == ADD:
+        # Not stored, but memcached refreshes the old item's access time
+        # (without marking it fetched, which mg's "h" flag would show).
+        old.lastAccess = store.now()
+        outcome = NOT_STORED
+    elif mode == CAS:
+        outcome, item = _compareAndSwap(cache, old, key, value, flags, expires, compareCas, invalidate)
+    else:
+        outcome, item = _join(cache, old, mode, key, value, compareCas)
     if binaryKey and item is not None and mode != APPEND and mode != PREPEND:
         # As in memcached, the item a meta append makes is not marked as
         # having a binary key: only a new value is.
@@ -95,9 +117,9 @@ def storeItem(
     return outcome, item
 
 
-def _decide(
+def _compareAndSwap(
     cache: Cache,
-    mode: bytes,
+    old: Item,
     key: bytes,
     value: bytes,
     flags: int,
@@ -105,41 +127,32 @@ def _decide(
     compareCas: int,
     invalidate: bool,
 ) -> tuple[Outcome, Item | None]:
-    store = cache.store
     stats = cache.stats
-    old = store.peek(key)
-    if old is None:
-        if mode == CAS:
-            stats.casMisses += 1
-            return NOT_FOUND, None
-        if mode != SET and mode != ADD:
-            return NOT_STORED, None
+    if compareCas != 0 and compareCas == old.cas:
+        stats.casHits += 1
         return _put(cache, key, value, flags, expires)
-    if mode == SET or mode == REPLACE:
-        return _put(cache, key, value, flags, expires)
-    if mode == ADD:
-        # Not stored, but memcached refreshes the old item's access time
-        # (without marking it fetched, which mg's "h" flag would show).
-        old.lastAccess = store.now()
-        return NOT_STORED, None
-    if mode == CAS:
-        if compareCas != 0 and compareCas == old.cas:
-            stats.casHits += 1
-            return _put(cache, key, value, flags, expires)
-        if compareCas != 0 and invalidate and compareCas < old.cas:
-            # An older version may replace the item, but only as stale,
-            # keeping the TTL and any recache token already handed out.
-            stats.casHits += 1
-            tokenSent = old.tokenSent
-            outcome, item = _put(cache, key, value, flags, old.expires)
-            if item is not None:
-                item.stale = True
-                item.tokenSent = tokenSent
-            return outcome, item
-        stats.casBadval += 1
-        return EXISTS, None
-    # append and prepend keep the old item's flags and expiry time; one that
-    # would outgrow the item size limit, or find no memory, is not stored.
+    if compareCas != 0 and invalidate and compareCas < old.cas:
+        # An older version may replace the item, but only as stale, keeping
+        # the TTL and any recache token already handed out.
+        stats.casHits += 1
+        tokenSent = old.tokenSent
+        outcome, item = _put(cache, key, value, flags, old.expires)
+        if item is not None:
+            item.stale = True
+            item.tokenSent = tokenSent
+        return outcome, item
+    stats.casBadval += 1
+    return EXISTS, None
+
+
+def _join(
+    cache: Cache, old: Item, mode: bytes, key: bytes, value: bytes, compareCas: int
+) -> tuple[Outcome, Item | None]:
+    """
+    append and prepend keep the old item's flags and expiry time; one that
+    would outgrow the item size limit, or find no memory, is not stored.
+    """
+    store = cache.store
     if compareCas != 0 and compareCas != old.cas:
         return EXISTS, None
     if not store.fits(key, len(old.value) + len(value), old.flags):
