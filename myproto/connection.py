@@ -111,6 +111,23 @@ class ServerConnection:
     @ivar commandLines: command lines read so far.
     """
 
+    # One per client connection, idle ones included: slots keep it small.
+    __slots__ = (
+        "_cache",
+        "_observer",
+        "state",
+        "_buffer",
+        "_pending",
+        "_chunks",
+        "_remaining",
+        "_windowRoom",
+        "authenticated",
+        "stream",
+        "shutdownGraceful",
+        "commandLines",
+        "_continuing",
+    )
+
     def __init__(self, cache: Cache, observer: ConnectionObserver) -> None:
         self._cache = cache
         self._observer = observer

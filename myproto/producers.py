@@ -67,7 +67,10 @@ class Outbox:
             self.flush()
             return
         lines.append(b"")
-        self._write(CRLF.join(lines))
+        payload = CRLF.join(lines)
+        # _write, inlined: this is the write of nearly every reply.
+        self._stats.bytesWritten += len(payload)
+        self._transport.write(payload)
 
     def flush(self) -> None:
         """
