@@ -70,7 +70,7 @@ from myproto.tls import (
     TLSServerFactory,
     TLSServerParser,
 )
-from tests.test_tls import TAC, SetEnvironment
+from tests.helpers import TAC, SetEnvironment
 
 CLIENT_SUBJECT = "CN=client1,O=myproto tests"
 INTRUDER_SUBJECT = "CN=intruder,O=elsewhere"
