@@ -1,6 +1,7 @@
 """
-A real memcached to compare against, and a client that sends it (or myproto)
-a byte stream and collects the whole reply.
+The differential harness: a real memcached to compare against, myproto served
+on a loopback port the same way, a client that sends either a byte stream and
+collects the whole reply, and the normalisation that compares two replies.
 
 The differential tests run memcached as a child process and myproto inside
 the trial process, on the real reactor; so everything here that waits does so
@@ -45,14 +46,18 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Optional, Sequence, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 
+from myproto.config import ServerSettings
+from myproto.protocol import CacheServerFactory
+from myproto.store import MemoryStore
 from tests.helpers import waitFor
 
 MEMCACHED_MISSING = "memcached binary not on PATH; .ci/run installs it"
@@ -75,6 +80,15 @@ QUIET_PERIOD = 0.3
 CHUNK_DELAY = 0.002
 
 QUIT = b"quit\r\n"
+
+#: memcached's background LRU threads briefly take references to items, and
+#: an item someone holds is not incremented in place (C{ma} and C{incr} store
+#: a new item, which loses the old one's fetched, stale and token flags).
+#: That race makes memcached itself nondeterministic, so the meta tests run
+#: memcached with these options, without those threads.  (Without them
+#: memcached's LRU is not segmented, which changes only when the last-access
+#: time moves: by then the tests have long ended.)
+NO_LRU_THREADS = ["-o", "no_lru_maintainer,no_lru_crawler"]
 
 
 def _reactor() -> Any:
@@ -160,11 +174,13 @@ class MemcachedServer:
     @ivar binary: the path of the memcached binary.
     @ivar host: the address it listens on.
     @ivar port: the port it listens on, once started.
+    @ivar options: arguments added to L{memcachedArguments}'s.
     """
 
     binary: str
     host: str = HOST
     port: int = 0
+    options: Sequence[str] = ()
     _process: Optional["subprocess.Popen[bytes]"] = field(default=None, repr=False)
     _stderr: Optional[IO[bytes]] = field(default=None, repr=False)
 
@@ -184,7 +200,7 @@ class MemcachedServer:
             self.port = freePort()
             self._stderr = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
-                memcachedArguments(self.binary, self.port),
+                memcachedArguments(self.binary, self.port) + list(self.options),
                 stdin=subprocess.DEVNULL,
                 stdout=self._stderr,
                 stderr=self._stderr,
@@ -261,16 +277,19 @@ async def _accepts(reactor: Any, host: str, port: int) -> bool:
     return True
 
 
-async def startMemcached(testCase: Any, reactor: Any = None) -> MemcachedServer:
+async def startMemcached(
+    testCase: Any, reactor: Any = None, options: Sequence[str] = ()
+) -> MemcachedServer:
     """
     Start a fresh memcached for one test and stop it when the test ends.
 
     @param testCase: the trial test case; its cleanup stops the server.
     @param reactor: the reactor to poll with.
+    @param options: arguments added to L{memcachedArguments}'s.
     @return: the running server.
     @raise SkipTest: if memcached is not on C{PATH}.
     """
-    server = MemcachedServer(requireMemcached())
+    server = MemcachedServer(requireMemcached(), options=options)
     await server.start(reactor)
     testCase.addCleanup(server.stop, reactor)
     return server
@@ -328,6 +347,42 @@ async def resetMemcached(server: MemcachedServer, reactor: Any = None) -> None:
     reply = await exchange(server.host, server.port, [RESET_STREAM], reactor=reactor)
     if reply.data != RESET_REPLY:
         raise AssertionError("memcached did not reset: {!r}".format(reply.data))
+
+
+# ---------------------------------------------------------------------------
+# myproto, served the same way.
+
+
+async def listenMyproto() -> tuple[int, Callable[[], Deferred[None]]]:
+    """
+    Serve a new myproto, with a new store, on a free loopback port.
+
+    @return: the port number, and a function that stops the server once
+        every connection to it has closed.
+    """
+    from twisted.internet import reactor
+
+    factory = WrappingFactory(
+        CacheServerFactory(MemoryStore(reactor), reactor, ServerSettings())
+    )
+    port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+
+    async def stop() -> None:
+        # The client has closed or been closed; the server's side normally
+        # notices at once.  One that does not (say, it stopped reading) is
+        # aborted, so that it does not outlive the test: the first wait is
+        # a grace period, the second must succeed.
+        try:
+            await waitFor(lambda: not factory.protocols, 1.0, "myproto to see the client go",
+                          reactor, interval=0.005)
+        except AssertionError:
+            for wrapper in list(factory.protocols):
+                wrapper.transport.abortConnection()
+            await waitFor(lambda: not factory.protocols, 5.0,
+                          "myproto's aborted connections to close", reactor, interval=0.005)
+        await port.stopListening()
+
+    return port.getHost().port, lambda: Deferred.fromCoroutine(stop())
 
 
 # ---------------------------------------------------------------------------
@@ -622,3 +677,138 @@ def lastCas(reply: bytes) -> int:
     uniques = casUniques(reply)
     return uniques[-1] if uniques else 0
 
+
+#: General-stats names myproto must report (in memcached's order, with
+#: others of memcached's allowed in between).
+CORE_STATS = (
+    "pid uptime time version pointer_size rusage_user rusage_system "
+    "max_connections curr_connections total_connections rejected_connections "
+    "connection_structures cmd_get cmd_set cmd_flush cmd_touch cmd_meta "
+    "get_hits get_misses get_expired get_flushed delete_misses delete_hits "
+    "incr_misses incr_hits decr_misses decr_hits cas_misses cas_hits "
+    "cas_badval touch_hits touch_misses store_too_large store_no_memory "
+    "auth_cmds auth_errors bytes_read bytes_written limit_maxbytes "
+    "accepting_conns threads bytes curr_items total_items expired_unfetched "
+    "evicted_unfetched evicted_active evictions reclaimed"
+).split()
+
+#: C{stats settings} values that must match when myproto reports the name.
+EXACT_SETTINGS = (
+    "maxbytes maxconns verbosity evictions cas_enabled item_size_max "
+    "shutdown_command flush_enabled detail_enabled"
+).split()
+
+#: What L{normalise} puts in place of a block of STAT lines.
+STATS_BLOCK = b"<stats>"
+
+_VALUE_LINE = re.compile(rb"^(VALUE [^ ]+ \d+ )(\d+)(?: (\d+))?$")
+_VA_LINE = re.compile(rb"^VA (\d+)(?: .*)?$")
+
+
+@dataclass
+class Normalised:
+    """
+    A reply with the server-specific parts taken out.
+
+    @ivar lines: reply lines (CRLF removed) and value blocks, normalised; a
+        block of STAT lines is one element, L{STATS_BLOCK}.
+    @ivar statBlocks: the STAT blocks, each a list of (name, value).
+    """
+
+    lines: list[bytes]
+    statBlocks: list[list[tuple[bytes, bytes]]]
+
+
+def normalise(data: bytes) -> Normalised:
+    """
+    Split a reply into lines and value blocks and normalise CAS uniques,
+    versions and STAT blocks.  Never raises: what cannot be parsed is kept
+    as it is.
+
+    @param data: the bytes a server sent.
+    @return: the normalised reply.
+    """
+    lines: list[bytes] = []
+    blocks: list[list[tuple[bytes, bytes]]] = []
+    uniques: dict[bytes, int] = {}
+    position = 0
+    while position < len(data):
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            lines.append(b"<no CRLF> " + data[position:])
+            break
+        line = data[position:end]
+        position = end + 2
+        value = _VALUE_LINE.match(line)
+        meta = _VA_LINE.match(line)
+        if value is not None or meta is not None:
+            if value is not None:
+                size = int(value.group(2))
+                if value.group(3) is not None:
+                    number = uniques.setdefault(value.group(3), len(uniques))
+                    line = value.group(1) + value.group(2) + b" <cas#%d>" % (number,)
+            else:
+                if meta is None:
+                    raise AssertionError("neither VALUE nor VA: {!r}".format(line))
+                size = int(meta.group(1))
+            lines.append(line)
+            lines.append(b"<data> " + data[position : position + size + 2])
+            position += size + 2
+        elif line.startswith(b"VERSION "):
+            lines.append(b"VERSION <version>")
+        elif line.startswith(b"STAT "):
+            block = []
+            while line.startswith(b"STAT "):
+                name, _, stat = line[5:].partition(b" ")
+                block.append((name, stat))
+                end = data.find(b"\r\n", position)
+                if end < 0:
+                    line = b""
+                    break
+                line = data[position:end]
+                position = end + 2
+            lines.append(STATS_BLOCK)
+            blocks.append(block)
+            if line:
+                lines.append(line)
+        else:
+            lines.append(line)
+    return Normalised(lines, blocks)
+
+
+def statProblems(
+    expected: list[tuple[bytes, bytes]], got: list[tuple[bytes, bytes]]
+) -> list[str]:
+    """
+    Check one of myproto's STAT blocks against memcached's.
+
+    @return: what is wrong, if anything.
+    """
+    problems = []
+    names = [name for name, _ in expected]
+    gotNames = [name for name, _ in got]
+    if len(set(gotNames)) != len(gotNames):
+        problems.append("duplicate names: {}".format(gotNames))
+    remaining = iter(names)
+    for name in gotNames:
+        if name not in remaining:
+            problems.append(
+                "{!r} is not one of memcached's names, or is out of memcached's order".format(
+                    name
+                )
+            )
+            break
+    if names and names[0] == b"pid":
+        missing = [n for n in CORE_STATS if n.encode() not in gotNames]
+        if missing:
+            problems.append("missing general stats: {}".format(" ".join(missing)))
+    if names and names[0] == b"maxbytes":
+        want = dict(expected)
+        for name, value in got:
+            if name.decode() in EXACT_SETTINGS and want.get(name) != value:
+                problems.append(
+                    "stats settings {}: memcached {!r}, myproto {!r}".format(
+                        name.decode(), want.get(name), value
+                    )
+                )
+    return problems

@@ -3,7 +3,7 @@ Differential tests: the same bytes go to a real memcached 1.6.18 and to
 myproto, and the replies must match byte for byte.
 
 Only what legitimately differs between two servers is normalised (see
-L{normalise}):
+L{tests.reference.normalise}):
 
   - CAS uniques in C{VALUE} lines become C{<cas#N>}, N being the order in
     which each distinct unique first appears in that reply, so "same item,
@@ -11,9 +11,9 @@ L{normalise}):
   - C{VERSION x} lines become C{VERSION <version>};
   - a block of C{STAT} lines is compared by name only: myproto's names must
     appear, in memcached's order, among memcached's names, and a general
-    C{stats} block must have every name in L{CORE_STATS}.  The values of the
-    counters in L{EXACT_COUNTERS} are compared exactly in L{StatsTests}, on
-    fresh servers.
+    C{stats} block must have every name in L{tests.reference.CORE_STATS}.
+    The values of the counters in L{EXACT_COUNTERS} are compared exactly in
+    L{StatsTests}, on fresh servers.
 
 Every corpus case runs on fresh connections.  memcached is shared by the
 corpus and reset (C{flush_all} etc.) before each case; each myproto feed gets
@@ -29,7 +29,6 @@ first run against it; it only annotates their failure messages.
 from __future__ import annotations
 
 import random
-import re
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
@@ -37,16 +36,13 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import blockingCallFromThread, deferToThread
-from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 
-from myproto.config import ServerSettings
-from myproto.protocol import CacheServerFactory
-from myproto.store import MemoryStore
-from tests.helpers import check, waitFor
+from tests.helpers import check
 from tests.reference import (
+    STATS_BLOCK,
+    Normalised,
     Part,
     Pause,
     Reply,
@@ -55,46 +51,17 @@ from tests.reference import (
     expectCount,
     expectSuffix,
     lastCas,
+    listenMyproto,
+    normalise,
     requireMemcached,
     resetMemcached,
     sharedMemcached,
     startMemcached,
+    statProblems,
 )
 
 # ---------------------------------------------------------------------------
 # Running myproto.
-
-
-async def listenMyproto() -> tuple[int, Callable[[], Deferred[None]]]:
-    """
-    Serve a new myproto, with a new store, on a free loopback port.
-
-    @return: the port number, and a function that stops the server once
-        every connection to it has closed.
-    """
-    from twisted.internet import reactor
-
-    factory = WrappingFactory(
-        CacheServerFactory(MemoryStore(reactor), reactor, ServerSettings())
-    )
-    port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-    async def stop() -> None:
-        # The client has closed or been closed; the server's side normally
-        # notices at once.  One that does not (say, it stopped reading) is
-        # aborted, so that it does not outlive the test: the first wait is
-        # a grace period, the second must succeed.
-        try:
-            await waitFor(lambda: not factory.protocols, 1.0, "myproto to see the client go",
-                          reactor, interval=0.005)
-        except AssertionError:
-            for wrapper in list(factory.protocols):
-                wrapper.transport.abortConnection()
-            await waitFor(lambda: not factory.protocols, 5.0,
-                          "myproto's aborted connections to close", reactor, interval=0.005)
-        await port.stopListening()
-
-    return port.getHost().port, lambda: Deferred.fromCoroutine(stop())
 
 
 async def myprotoReply(
@@ -120,20 +87,6 @@ async def myprotoReply(
 # ---------------------------------------------------------------------------
 # Reading and comparing replies.
 
-#: General-stats names myproto must report (in memcached's order, with
-#: others of memcached's allowed in between).
-CORE_STATS = (
-    "pid uptime time version pointer_size rusage_user rusage_system "
-    "max_connections curr_connections total_connections rejected_connections "
-    "connection_structures cmd_get cmd_set cmd_flush cmd_touch cmd_meta "
-    "get_hits get_misses get_expired get_flushed delete_misses delete_hits "
-    "incr_misses incr_hits decr_misses decr_hits cas_misses cas_hits "
-    "cas_badval touch_hits touch_misses store_too_large store_no_memory "
-    "auth_cmds auth_errors bytes_read bytes_written limit_maxbytes "
-    "accepting_conns threads bytes curr_items total_items expired_unfetched "
-    "evicted_unfetched evicted_active evictions reclaimed"
-).split()
-
 #: General-stats counters whose values are the same on both servers after the
 #: same traffic on fresh servers.
 EXACT_COUNTERS = (
@@ -144,126 +97,6 @@ EXACT_COUNTERS = (
     "limit_maxbytes bytes curr_items total_items expired_unfetched "
     "evicted_unfetched evicted_active evictions reclaimed"
 ).split()
-
-#: C{stats settings} values that must match when myproto reports the name.
-EXACT_SETTINGS = (
-    "maxbytes maxconns verbosity evictions cas_enabled item_size_max "
-    "shutdown_command flush_enabled detail_enabled"
-).split()
-
-STATS_BLOCK = b"<stats>"
-
-_VALUE_LINE = re.compile(rb"^(VALUE [^ ]+ \d+ )(\d+)(?: (\d+))?$")
-_VA_LINE = re.compile(rb"^VA (\d+)(?: .*)?$")
-
-
-@dataclass
-class Normalised:
-    """
-    A reply with the server-specific parts taken out.
-
-    @ivar lines: reply lines (CRLF removed) and value blocks, normalised; a
-        block of STAT lines is one element, L{STATS_BLOCK}.
-    @ivar statBlocks: the STAT blocks, each a list of (name, value).
-    """
-
-    lines: list[bytes]
-    statBlocks: list[list[tuple[bytes, bytes]]]
-
-
-def normalise(data: bytes) -> Normalised:
-    """
-    Split a reply into lines and value blocks and normalise CAS uniques,
-    versions and STAT blocks.  Never raises: what cannot be parsed is kept
-    as it is.
-
-    @param data: the bytes a server sent.
-    @return: the normalised reply.
-    """
-    lines: list[bytes] = []
-    blocks: list[list[tuple[bytes, bytes]]] = []
-    uniques: dict[bytes, int] = {}
-    position = 0
-    while position < len(data):
-        end = data.find(b"\r\n", position)
-        if end < 0:
-            lines.append(b"<no CRLF> " + data[position:])
-            break
-        line = data[position:end]
-        position = end + 2
-        value = _VALUE_LINE.match(line)
-        meta = _VA_LINE.match(line)
-        if value is not None or meta is not None:
-            if value is not None:
-                size = int(value.group(2))
-                if value.group(3) is not None:
-                    number = uniques.setdefault(value.group(3), len(uniques))
-                    line = value.group(1) + value.group(2) + b" <cas#%d>" % (number,)
-            else:
-                if meta is None:
-                    raise AssertionError("neither VALUE nor VA: {!r}".format(line))
-                size = int(meta.group(1))
-            lines.append(line)
-            lines.append(b"<data> " + data[position : position + size + 2])
-            position += size + 2
-        elif line.startswith(b"VERSION "):
-            lines.append(b"VERSION <version>")
-        elif line.startswith(b"STAT "):
-            block = []
-            while line.startswith(b"STAT "):
-                name, _, stat = line[5:].partition(b" ")
-                block.append((name, stat))
-                end = data.find(b"\r\n", position)
-                if end < 0:
-                    line = b""
-                    break
-                line = data[position:end]
-                position = end + 2
-            lines.append(STATS_BLOCK)
-            blocks.append(block)
-            if line:
-                lines.append(line)
-        else:
-            lines.append(line)
-    return Normalised(lines, blocks)
-
-
-def statProblems(
-    expected: list[tuple[bytes, bytes]], got: list[tuple[bytes, bytes]]
-) -> list[str]:
-    """
-    Check one of myproto's STAT blocks against memcached's.
-
-    @return: what is wrong, if anything.
-    """
-    problems = []
-    names = [name for name, _ in expected]
-    gotNames = [name for name, _ in got]
-    if len(set(gotNames)) != len(gotNames):
-        problems.append("duplicate names: {}".format(gotNames))
-    remaining = iter(names)
-    for name in gotNames:
-        if name not in remaining:
-            problems.append(
-                "{!r} is not one of memcached's names, or is out of memcached's order".format(
-                    name
-                )
-            )
-            break
-    if names and names[0] == b"pid":
-        missing = [n for n in CORE_STATS if n.encode() not in gotNames]
-        if missing:
-            problems.append("missing general stats: {}".format(" ".join(missing)))
-    if names and names[0] == b"maxbytes":
-        want = dict(expected)
-        for name, value in got:
-            if name.decode() in EXACT_SETTINGS and want.get(name) != value:
-                problems.append(
-                    "stats settings {}: memcached {!r}, myproto {!r}".format(
-                        name.decode(), want.get(name), value
-                    )
-                )
-    return problems
 
 
 def _emptyStatBlocks(want: Normalised, have: Normalised) -> None:

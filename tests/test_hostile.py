@@ -466,7 +466,7 @@ class HostileTestCase(SynchronousTestCase):
         for _ in range(5):
             if connection.closed:
                 return False
-            stream = getattr(protocol, "_stream", None)
+            stream = protocol.connection.stream
             if stream is not None:
                 # Handed over (watch, lru_crawler metadump): a watcher never
                 # reads commands again, as in memcached; a dump gives the

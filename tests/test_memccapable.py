@@ -19,8 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.reference import MEMCCAPABLE_MISSING, startMemcached
-from tests.test_differential import listenMyproto
+from tests.reference import MEMCCAPABLE_MISSING, listenMyproto, startMemcached
 
 #: Seconds memccapable waits for any one reply (its C{-t}).
 IO_TIMEOUT = 5

@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from tests import test_meta_differential
+from tests import reference
 from tests.helpers import waitFor
 
 # meta-memcache is in the test extra: without it these tests error, not skip.
@@ -360,5 +360,9 @@ class MemcachedClientTests(ClientTestsMixin, TestCase):
     """
 
     def startServer(self) -> Deferred[int]:
-        return ensureDeferred(test_meta_differential.startMemcached(self))
+        async def start() -> int:
+            server = await reference.startMemcached(self, options=reference.NO_LRU_THREADS)
+            return server.port
+
+        return ensureDeferred(start())
 

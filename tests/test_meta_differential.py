@@ -64,15 +64,6 @@ EXAMPLES = 110
 #: Seconds to wait for a reply before calling the stream stuck.
 REPLY_LIMIT = 5.0
 
-#: memcached's background LRU threads briefly take references to items, and
-#: an item someone holds is not incremented in place (C{ma} and C{incr} store
-#: a new item, which loses the old one's fetched, stale and token flags).
-#: That race makes memcached itself nondeterministic, so the reference
-#: server runs without those threads.  (Without them memcached's LRU is not
-#: segmented, which changes only when the last-access time moves: by then
-#: the tests have long ended.)
-MEMCACHED_OPTIONS = ["-o", "no_lru_maintainer,no_lru_crawler"]
-
 
 # ---------------------------------------------------------------------------
 # Streams: lists of commands, each a list of pieces rendered per server.
@@ -517,7 +508,7 @@ async def startMemcached(testCase: TestCase) -> int:
         if not _portFree(port):
             continue
         process = subprocess.Popen(
-            reference.memcachedArguments(binary, port) + MEMCACHED_OPTIONS,
+            reference.memcachedArguments(binary, port) + reference.NO_LRU_THREADS,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

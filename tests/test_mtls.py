@@ -70,7 +70,7 @@ from myproto.tls import (
     TLSServerFactory,
     TLSServerParser,
 )
-from tests.test_tls import TAC, SetEnvironment
+from tests.helpers import TAC, SetEnvironment
 
 CLIENT_SUBJECT = "CN=client1,O=myproto tests"
 INTRUDER_SUBJECT = "CN=intruder,O=elsewhere"
@@ -770,7 +770,7 @@ class WiringTests(SynchronousTestCase):
         self.assertFalse(
             [child for child in top if isinstance(child, ReloadCertificatesOnSignal)]
         )
-        self.assertNotIn("ssl_handshake_errors", dict(generalStats(protocol._cache)))
+        self.assertNotIn("ssl_handshake_errors", dict(generalStats(protocol.factory.cache)))
 
     def test_refresh(self) -> None:
         """
@@ -809,11 +809,11 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(certificates.refreshedAt, 5)
 
         certificates.handshakeErrors = 3
-        stats = dict(generalStats(protocol._cache))
+        stats = dict(generalStats(protocol.factory.cache))
         self.assertEqual(stats["ssl_handshake_errors"], 3)
         self.assertEqual(stats["time_since_server_cert_refresh"], 7)
         # Where memcached puts them: last before the item counts.
-        names = [name for name, _ in generalStats(protocol._cache)]
+        names = [name for name, _ in generalStats(protocol.factory.cache)]
         self.assertEqual(
             names[names.index("bytes") - 2 : names.index("bytes") + 1],
             ["ssl_handshake_errors", "time_since_server_cert_refresh", "bytes"],

@@ -32,13 +32,14 @@ from myproto.conns import describeAddress
 from myproto.service import DRAIN_NAME, METRICS_NAME
 from myproto.evictions import EvictionSummary
 from myproto.store import MemoryStore
-from tests.helpers import check
-from tests.test_protocol import (
+from tests.helpers import (
     MEMCACHED_GENERAL_STATS,
     MEMCACHED_SETTINGS,
     START,
+    WATCH_STREAM,
     Client,
     Server,
+    check,
     parseStats,
 )
 
@@ -358,15 +359,9 @@ class GeneralStatsTests(SynchronousTestCase):
 # watch
 
 
-# memcached 1.6.18's lines for STREAM (ts and gid removed), CFD standing for
-# the client's descriptor.  A store logs the lookup it makes first.
-STREAM = (
-    b"set foo 5 100 3\r\nbar\r\nset a%20b 0 0 1\r\nx\r\nget foo nokey\r\n"
-    b"add foo 0 0 1\r\nx\r\nreplace nope 0 0 1\r\nx\r\nappend foo 0 0 2\r\nyy\r\n"
-    b"prepend foo 0 0 1\r\nz\r\ncas foo 0 0 1 999\r\nq\r\ncas nope 0 0 1 1\r\nq\r\n"
-    b"gets foo\r\ntouch foo 10\r\ngat 0 foo\r\nincr foo 1\r\ndelete foo\r\n"
-    b"set n 0 0 1\r\n5\r\nincr n 3\r\ndecr n 1\r\nmg n v\r\nmg missing v\r\nms m 2\r\nhi\r\n"
-)
+# memcached 1.6.18's lines for WATCH_STREAM (ts and gid removed), CFD
+# standing for the client's descriptor.  A store logs the lookup it makes
+# first.
 MEMCACHED_LINES = b"""\
 type=item_get key=foo status=not_found clsid=0 cfd=CFD size=0
 type=item_store key=foo status=stored cmd=set ttl=100 clsid=1 cfd=CFD size=3
@@ -423,7 +418,7 @@ class WatchTests(SynchronousTestCase):
         """
         watcher = self.watcher(b"watch fetchers mutations\r\n")
         client = self.server.connect()
-        client.send(STREAM)
+        client.send(WATCH_STREAM)
         cfd = b"%d" % (fileNumber(client),)
         self.assertEqual(
             watchBodies(b"OK\r\n" + watcher.received()),

@@ -28,10 +28,15 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests import helpers
-from tests.helpers import check
-from tests.reference import exchange, startMemcached
-from tests.test_differential import STATS_BLOCK, listenMyproto, normalise, statProblems
-from tests.test_observability import STREAM
+from tests.helpers import WATCH_STREAM, check
+from tests.reference import (
+    STATS_BLOCK,
+    exchange,
+    listenMyproto,
+    normalise,
+    startMemcached,
+    statProblems,
+)
 
 HOST = "127.0.0.1"
 
@@ -313,7 +318,7 @@ class ObservabilityDifferentialTests(TestCase):
             watcher = await connect(port)
             watcher.transport.write(b"watch fetchers mutations\r\n")  # type: ignore[union-attr]
             await waitFor(lambda: watcher.received.startswith(b"OK\r\n"), "OK to watch")
-            await exchange(HOST, port, [STREAM])
+            await exchange(HOST, port, [WATCH_STREAM])
             await waitFor(lambda: watcher.received.count(b"\n") >= 32, "32 watch lines")
             await hangUp(watcher)
             return normaliseWatch(watcher.received[4:].split(b"\n")[:-1])

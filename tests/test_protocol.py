@@ -15,22 +15,24 @@ import re
 from collections.abc import Callable, Sequence
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
-from tests.helpers import check
-
-# A plausible wall-clock start, so that absolute exptimes look like unix
-# times.
-START = 1_700_000_000
+from tests.helpers import (
+    MEMCACHED_GENERAL_STATS,
+    MEMCACHED_SETTINGS,
+    START,
+    Client,
+    Server,
+    check,
+    parseStats,
+)
 
 THIRTY_DAYS = 60 * 60 * 24 * 30
 
@@ -54,104 +56,6 @@ class StoppableClock(Clock):
 
     def stop(self) -> None:
         self.stops += 1
-
-
-class Client:
-    """
-    One connection to a L{Server}, over a L{StringTransport}.
-    """
-
-    def __init__(self, protocol: CacheServerProtocol, transport: StringTransport) -> None:
-        self.protocol = protocol
-        self.transport = transport
-        self._seen = 0
-
-    def send(self, data: bytes) -> bytes:
-        """
-        Deliver C{data} as one read.
-
-        @return: what the server wrote since the last call.
-        """
-        self.protocol.dataReceived(data)
-        return self.received()
-
-    def received(self) -> bytes:
-        """
-        @return: what the server wrote since the last call.
-        """
-        output = self.transport.value()
-        new = output[self._seen :]
-        self._seen = len(output)
-        return new
-
-    @property
-    def closed(self) -> bool:
-        """
-        Whether the server has closed (or started closing) the connection.
-        """
-        return bool(self.transport.disconnecting)
-
-    def lose(self) -> None:
-        """
-        Tell the server the connection is gone, as the reactor would.
-        """
-        self.protocol.connectionLost(Failure(ConnectionDone()))
-
-
-class Server:
-    """
-    A store, a clock and the real factory, as C{makeService} puts them
-    together.
-    """
-
-    def __init__(self, settings: ServerSettings | None = None, clock: Clock | None = None) -> None:
-        if settings is None:
-            settings = ServerSettings()
-        self.clock = Clock() if clock is None else clock
-        self.clock.advance(START - self.clock.seconds())
-        self.settings = settings
-        self.store = MemoryStore(
-            self.clock,
-            maxBytes=settings.memoryLimit,
-            maxItemSize=settings.maxItemSize,
-            useCas=settings.useCas,
-        )
-        self.factory = CacheServerFactory(self.store, self.clock, settings)
-        self._port = 40000
-
-    def connect(self) -> Client:
-        """
-        @return: a new client connection.
-        """
-        self._port += 1
-        address = IPv4Address("TCP", "127.0.0.1", self._port)
-        protocol = self.factory.buildProtocol(address)
-        transport = StringTransport(peerAddress=address)
-        protocol.makeConnection(transport)
-        return Client(protocol, transport)
-
-    def stats(self, *arguments: bytes) -> dict[str, str]:
-        """
-        Ask for statistics on a connection of their own.
-
-        @return: the C{STAT} lines as a name to value mapping.
-        """
-        client = self.connect()
-        try:
-            return parseStats(client.send(b" ".join((b"stats",) + arguments) + b"\r\n"))
-        finally:
-            client.lose()
-
-
-def parseStats(reply: bytes) -> dict[str, str]:
-    """
-    @return: the C{STAT name value} lines of C{reply} as a mapping.
-    """
-    check.assertTrue(reply.endswith(b"END\r\n"), reply)
-    return {
-        name.decode("ascii"): value.decode("ascii")
-        for name, value in re.findall(rb"STAT (\S+) ([^\r\n]*)\r\n", reply)
-    }
 
 
 def oneRequestPerRead(client: Client, requests: Sequence[bytes]) -> None:
@@ -2109,30 +2013,6 @@ class ConnectionTests(ProtocolTestCase):
         self.assertEqual(server.clock.getDelayedCalls(), [])
 
 
-# memcached 1.6.18's general statistics, in its order.
-MEMCACHED_GENERAL_STATS = """
-pid uptime time version libevent pointer_size rusage_user rusage_system
-max_connections curr_connections total_connections rejected_connections
-connection_structures response_obj_oom response_obj_count response_obj_bytes
-read_buf_count read_buf_bytes read_buf_bytes_free read_buf_oom reserved_fds
-cmd_get cmd_set cmd_flush cmd_touch cmd_meta get_hits get_misses get_expired
-get_flushed delete_misses delete_hits incr_misses incr_hits decr_misses
-decr_hits cas_misses cas_hits cas_badval touch_hits touch_misses
-store_too_large store_no_memory auth_cmds auth_errors idle_kicks bytes_read
-bytes_written limit_maxbytes accepting_conns listen_disabled_num
-time_in_listen_disabled_us threads conn_yields hash_power_level hash_bytes
-hash_is_expanding slab_reassign_rescues slab_reassign_chunk_rescues
-slab_reassign_evictions_nomem slab_reassign_inline_reclaim
-slab_reassign_busy_items slab_reassign_busy_deletes slab_reassign_running
-slabs_moved lru_crawler_running lru_crawler_starts lru_maintainer_juggles
-malloc_fails log_worker_dropped log_worker_written log_watcher_skipped
-log_watcher_sent log_watchers unexpected_napi_ids round_robin_fallback bytes
-curr_items total_items slab_global_page_pool expired_unfetched
-evicted_unfetched evicted_active evictions reclaimed crawler_reclaimed
-crawler_items_checked lrutail_reflocked moves_to_cold moves_to_warm
-moves_within_lru direct_reclaims lru_bumps_dropped
-""".split()
-
 # The fields issue 2 requires.
 REQUIRED_GENERAL_STATS = """
 pid uptime time version curr_connections total_connections
@@ -2141,26 +2021,6 @@ get_expired delete_hits delete_misses incr_hits incr_misses decr_hits
 decr_misses cas_hits cas_misses cas_badval touch_hits touch_misses bytes_read
 bytes_written limit_maxbytes curr_items total_items bytes evictions
 expired_unfetched evicted_unfetched reclaimed threads
-""".split()
-
-# memcached 1.6.18's "stats settings", in its order.
-MEMCACHED_SETTINGS = """
-maxbytes maxconns tcpport udpport inter verbosity oldest evictions
-domain_socket umask shutdown_command growth_factor chunk_size num_threads
-num_threads_per_udp stat_key_prefix detail_enabled reqs_per_event cas_enabled
-tcp_backlog binding_protocol auth_enabled_sasl auth_enabled_ascii
-item_size_max maxconns_fast hashpower_init slab_reassign slab_automove
-slab_automove_ratio slab_automove_window slab_chunk_max lru_crawler
-lru_crawler_sleep lru_crawler_tocrawl tail_repair_time flush_enabled
-dump_enabled hash_algorithm lru_maintainer_thread lru_segmented hot_lru_pct
-warm_lru_pct hot_max_factor warm_max_factor temp_lru temporary_ttl
-idle_timeout watcher_logbuf_size worker_logbuf_size read_buf_mem_limit
-track_sizes inline_ascii_response ext_item_size ext_item_age ext_low_ttl
-ext_recache_rate ext_wbuf_size ext_compact_under ext_drop_under ext_max_sleep
-ext_max_frag slab_automove_freeratio ext_drop_unread ssl_enabled
-ssl_chain_cert ssl_key ssl_verify_mode ssl_keyformat ssl_ciphers ssl_ca_cert
-ssl_wbuf_size ssl_session_cache ssl_kernel_tls ssl_min_version num_napi_ids
-memory_file
 """.split()
 
 # memcached 1.6.18's per-class "stats items" fields, in its order.

@@ -37,9 +37,7 @@ from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 from myproto.certificates import selfSignedCertificate
-from tests.helpers import selfSignedFiles
-
-TAC = FilePath(__file__).parent().sibling("tac").child("myproto.tac")
+from tests.helpers import TAC, SetEnvironment, selfSignedFiles
 
 SESSION = b"set k 0 0 2\r\nhi\r\nget k\r\nquit\r\n"
 SESSION_REPLY = b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n"
@@ -164,27 +162,6 @@ class TLSLoopbackTests(TestCase):
         client = await connectProtocol(endpoint, Collector())
         client.transport.write(SESSION)
         self.assertEqual(await client.done, SESSION_REPLY)
-
-
-class SetEnvironment:
-    """
-    Set environment variables for one test, putting them back afterwards.
-    """
-
-    def __init__(self, testCase: SynchronousTestCase) -> None:
-        self._testCase = testCase
-
-    def __call__(self, **values: str) -> None:
-        for name, value in values.items():
-            self._testCase.addCleanup(self._restore, name, os.environ.get(name))
-            os.environ[name] = value
-
-    @staticmethod
-    def _restore(name: str, value: str | None) -> None:
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 class TacTests(TestCase):
