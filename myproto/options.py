@@ -104,6 +104,17 @@ def parseSeconds(text: str) -> float:
 parseSeconds.coerceDoc = "Seconds; 0 means never."  # type: ignore[attr-defined]
 
 
+def parseSnapshotInterval(text: str) -> float:
+    """
+    Read C{--snapshot-interval}: as L{parseSeconds}, but its help says what 0
+    means there (no saves while serving, the one at shutdown still).
+    """
+    return parseSeconds(text)
+
+
+parseSnapshotInterval.coerceDoc = "Seconds; 0: only at shutdown."  # type: ignore[attr-defined]
+
+
 def _readCredentials(path: str) -> tuple[tuple[bytes, bytes], ...]:
     """
     Read memcached's C{-Y} file of C{username:password} lines, once, at
@@ -269,7 +280,9 @@ class Options(usage.Options):
             "banner",
             None,
             None,
-            "A line sent to each client when it connects (default: none).",
+            "A line sent to each client when it connects (default: none)."
+            " memcached sends none, and standard clients take it for the reply"
+            " to their first command and fail (pymemcache raises).",
         ],
         [
             "idle-timeout",
@@ -298,8 +311,9 @@ class Options(usage.Options):
             "snapshot-interval",
             None,
             ServerSettings.snapshotInterval,
-            "Seconds between snapshot saves while serving (0: only at shutdown).",
-            parseSeconds,
+            "Seconds between snapshot saves while serving; the cache is also saved"
+            " at shutdown.",
+            parseSnapshotInterval,
         ],
         [
             "auth-file",

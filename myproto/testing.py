@@ -78,10 +78,17 @@ def tlsListen(directory: FilePath[str], hostname: str = TLS_HOSTNAME) -> tuple[s
     Make (or reuse) a self-signed certificate and describe a TLS endpoint
     that serves with it on a free port on 127.0.0.1.
 
+    The endpoint is myproto's C{mtls:} without C{caCerts}, which serves
+    server-authenticated TLS as Twisted's C{ssl:} does, but has OpenSSL read
+    the PEM files itself.  Twisted's C{ssl:} hands OpenSSL pyOpenSSL's
+    C{X509} and C{PKey} objects, which pyOpenSSL deprecates, so every test
+    that used a TLS server printed two C{DeprecationWarning}s (and failed
+    under C{-W error}).
+
     @param directory: where the key and certificate are kept.
     @param hostname: the DNS name the certificate is for.
 
-    @return: the C{ssl:} endpoint description, and the certificate's PEM
+    @return: the C{mtls:} endpoint description, and the certificate's PEM
         file for clients to trust.
     """
     from twisted.internet.endpoints import quoteStringArgument
@@ -89,7 +96,7 @@ def tlsListen(directory: FilePath[str], hostname: str = TLS_HOSTNAME) -> tuple[s
     from myproto.certificates import selfSignedCertificate
 
     keyPath, certPath = selfSignedCertificate(directory, hostname)
-    description = "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}".format(
+    description = "mtls:0:interface=127.0.0.1:privateKey={}:certKey={}".format(
         quoteStringArgument(keyPath.path), quoteStringArgument(certPath.path)
     )
     return description, certPath.path

@@ -6,6 +6,7 @@ plugins, and they import from the installed copy.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -141,3 +142,47 @@ class InstalledPackageTests(SynchronousTestCase):
         self.assertTrue(self.target.descendant(["twisted", "plugins", "myproto_plugin.py"]).exists())
         self.assertFalse(self.target.descendant(["twisted", "__init__.py"]).exists())
         self.assertFalse(self.target.descendant(["twisted", "plugins", "__init__.py"]).exists())
+
+    def test_metadata(self) -> None:
+        """
+        The installed metadata names the license (MIT, with the C{LICENSE}
+        file shipped in the dist-info), the authors, the classifiers, and
+        the Python versions allowed; any home page or project URL is a real
+        https address, never a placeholder (there is none until the project
+        has a public address).
+        """
+        [distribution] = [
+            found
+            for found in importlib.metadata.distributions(path=[self.target.path])
+            if found.metadata["Name"] == "myproto"
+        ]
+        metadata = distribution.metadata
+        # setuptools 77 and later may write License-Expression instead.
+        license = "License-Expression" if "License-Expression" in metadata else "License"
+        self.assertEqual(metadata[license], "MIT")
+        self.assertEqual(metadata["Author"], "The myproto developers")
+        self.assertEqual(metadata["Requires-Python"], ">=3.9")
+        classifiers = metadata.get_all("Classifier") or []
+        for classifier in [
+            "License :: OSI Approved :: MIT License",
+            "Framework :: Twisted",
+            "Topic :: Database",
+            "Programming Language :: Python :: Implementation :: CPython",
+        ]:
+            self.assertIn(classifier, classifiers)
+        shipped = [
+            path
+            for path in distribution.files or []
+            if path.name == "LICENSE" and ".dist-info" in str(path)
+        ]
+        self.assertEqual(len(shipped), 1, distribution.files)
+        self.assertEqual(
+            shipped[0].read_text(encoding="utf-8"),
+            ROOT.child("LICENSE").getContent().decode("utf-8"),
+        )
+        urls = [url.split(",")[-1].strip() for url in metadata.get_all("Project-URL") or []]
+        if "Home-page" in metadata and metadata["Home-page"] != "UNKNOWN":
+            urls.append(metadata["Home-page"])
+        for url in urls:
+            self.assertTrue(url.startswith("https://"), url)
+            self.assertNotIn("example", url)

@@ -442,6 +442,25 @@ class HelpTests(SynchronousTestCase):
                 self.assertIn(default, usage)
         self.assertIn(DEFAULT_LISTEN, usage)
 
+    def test_helpSaysWhatZeroAndBannerDo(self) -> None:
+        """
+        C{--snapshot-interval}'s help says 0 saves only at shutdown (never
+        "0 means never", which the other durations say), and C{--banner}'s
+        warns that standard clients fail on the extra line.
+        """
+        helps: dict[str, str] = {}
+        option = ""
+        for line in Options().getUsage().splitlines():
+            named = re.match(r" +(?:-\w, )?(--[\w-]+)", line)
+            if named:
+                option = named.group(1)
+                helps[option] = line.strip()
+            elif option:
+                helps[option] += " " + line.strip()
+        self.assertIn("0: only at shutdown", helps["--snapshot-interval"])
+        self.assertNotIn("never", helps["--snapshot-interval"])
+        self.assertIn("pymemcache raises", helps["--banner"])
+
 
 class SettingsFromMappingTests(SynchronousTestCase):
     """

@@ -13,6 +13,7 @@ import importlib.metadata
 import re
 import ssl
 import sys
+import warnings
 from typing import Any, Callable
 
 from twisted.internet.error import ConnectionRefusedError
@@ -199,14 +200,41 @@ class StartServerTests(TestCase):
         finally:
             await self.test.runCleanups()
 
+    async def test_tlsWithoutDeprecationWarnings(self) -> None:
+        """
+        A TLS server, its certificate and a client's exchange with it raise
+        no C{DeprecationWarning} (Twisted's C{ssl:} endpoint hands pyOpenSSL
+        objects it deprecates): a user's test suite run with warnings as
+        errors can use it.
+        """
+        from myproto.testing import startServer
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            server = await startServer(self.test, tls=True)  # type: ignore[arg-type]
+            context = ssl.create_default_context(cafile=server.certificate)
+            client = PymemcacheClient(server.address, tls_context=context)
+
+            def exchange() -> Any:
+                client.set("k", b"no warnings")
+                value = client.get("k")
+                client.close()
+                return value
+
+            try:
+                self.assertEqual(await deferToThread(exchange), b"no warnings")
+            finally:
+                await self.test.runCleanups()
+
     def test_tlsListen(self) -> None:
         """
-        L{tlsListen} describes a loopback C{ssl:} endpoint on a free port
-        and makes the certificate once.
+        L{tlsListen} describes a loopback C{mtls:} endpoint without client
+        certificates on a free port, and makes the certificate once.
         """
         directory = FilePath(self.mktemp())
         description, certificate = tlsListen(directory)
-        self.assertTrue(description.startswith("ssl:0:interface=127.0.0.1:privateKey="))
+        self.assertTrue(description.startswith("mtls:0:interface=127.0.0.1:privateKey="))
+        self.assertNotIn("caCerts", description)
         self.assertEqual(FilePath(certificate).parent(), directory)
         content = FilePath(certificate).getContent()
         self.assertEqual(tlsListen(directory)[1], certificate)
