@@ -43,14 +43,7 @@ class ServerService(MultiService):
         self.exitOnListenFailure = exitOnListenFailure
 
     def privilegedStartService(self) -> None:
-        try:
-            super().privilegedStartService()
-        except CannotListenError as error:
-            if not self.exitOnListenFailure:
-                raise
-            raise SystemExit("myproto: {}".format(error)) from None
-
-    def startService(self) -> None:
+        # Said before the ports are bound, so that it comes first in the log.
         settings = self.settings
         self.log.info(
             "{version}: listening on {addresses}; memory limit {memory} megabytes,"
@@ -62,8 +55,12 @@ class ServerService(MultiService):
         )
         for note in self.notes:
             self.log.info("{note}", note=note)
-        super().startService()
-
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            if not self.exitOnListenFailure:
+                raise
+            raise SystemExit("myproto: {}".format(error)) from None
 
 def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[str]:
     """
