@@ -22,9 +22,10 @@ MEGABYTE = 1024 * 1024
 
 DEFAULT_LISTEN = "tcp:11211:interface=127.0.0.1"
 
-# Twisted's defaults for what a description leaves out.
-DEFAULT_BACKLOG = 50
-DEFAULT_UNIX_MODE = 0o666
+# memcached's defaults (-b, -a) for what a description leaves out; Twisted's
+# own (50, 0o666) are never used: see withListenDefaults.
+DEFAULT_BACKLOG = 1024
+DEFAULT_UNIX_MODE = 0o700
 
 # Endpoint types that listen on a TCP port (TLS included, as memcached's
 # tcpport is its TLS port too).
@@ -87,6 +88,34 @@ def splitDescription(description: str) -> tuple[str, list[str], dict[str, str]]:
     return kind, positional, keywords
 
 
+def withListenDefaults(
+    description: str,
+    backlog: int = DEFAULT_BACKLOG,
+    unixMode: int = DEFAULT_UNIX_MODE,
+) -> str:
+    """
+    Fill in what an endpoint description leaves out with memcached's
+    defaults rather than Twisted's: C{backlog=} on the TCP, TLS and Unix
+    types (Twisted: 50), and C{mode=} on Unix sockets (Twisted: 0666).
+
+    @param description: an endpoint description, e.g. C{tcp:11211}.
+    @param backlog: the listen backlog to give it (memcached's C{-b}).
+    @param unixMode: the Unix socket's permission bits (memcached's C{-a}).
+
+    @return: the description, with those keywords added if it lacked them;
+        other types (C{systemd:}...) come back unchanged.
+    """
+    kind, _, keywords = splitDescription(description)
+    kind = kind.lower()
+    if kind not in _TCP_TYPES and kind != "unix":
+        return description
+    if "backlog" not in keywords:
+        description += ":backlog=%d" % (backlog,)
+    if kind == "unix" and "mode" not in keywords:
+        description += ":mode=%o" % (unixMode,)
+    return description
+
+
 def listenFacts(descriptions: Sequence[str]) -> ListenFacts:
     """
     Read what C{stats settings} reports from the endpoint descriptions.
@@ -113,7 +142,7 @@ def listenFacts(descriptions: Sequence[str]) -> ListenFacts:
         elif kind == "unix" and unixPath is None:
             path = keywords.get("address", positional[0] if positional else None)
             try:
-                unixMode = int(keywords.get("mode", "666"), 8)
+                unixMode = int(keywords.get("mode", "%o" % (DEFAULT_UNIX_MODE,)), 8)
             except ValueError:
                 unixMode = DEFAULT_UNIX_MODE
             unixPath = path
@@ -149,8 +178,32 @@ class ServerSettings:
         finish their current requests.
     @ivar metrics: the endpoint description to serve Prometheus metrics on,
         or L{None} for none.
-    @ivar listening: what C{stats settings} reports about C{listen}, read
-        from it when the settings are made (not an argument).
+    @ivar listenBacklog: the listen backlog of each endpoint whose
+        description gives none (memcached's C{-b}).
+    @ivar unixMask: the permission bits of each Unix socket whose
+        description gives no C{mode=} (memcached's C{-a}).
+    @ivar udpPort: memcached's C{-U}; 0 is off.  Not served yet.
+    @ivar threads: memcached's C{-t}; accepted, one reactor thread serves.
+    @ivar protocol: memcached's C{-B}: C{ascii}, C{binary} or C{auto}; only
+        the text protocols are served yet.
+    @ivar maxRequestsPerEvent: memcached's C{-R}.
+    @ivar evictions: whether the store evicts to make room (C{-M} turns
+        this off).
+    @ivar flushEnabled: whether C{flush_all} is honoured (C{-F} turns it
+        off).
+    @ivar dumpEnabled: whether C{lru_crawler metadump} and C{stats
+        cachedump} are honoured (C{-X} turns them off).
+    @ivar watchEnabled: whether C{watch} is honoured (C{-W} turns it off).
+    @ivar detailDelimiter: the key prefix delimiter of C{stats detail}
+        (C{-D}).
+    @ivar growthFactor: the slab growth factor (C{-f}).
+    @ivar chunkSizeMin: the smallest slab chunk for key, value and flags
+        (C{-n}).
+    @ivar endpoints: the C{listen} descriptions as they are served: with
+        C{listenBacklog} and C{unixMask} filled in where a description
+        gives no C{backlog=} or C{mode=} (see L{withListenDefaults}).
+    @ivar listening: what C{stats settings} reports about C{endpoints}, read
+        from them when the settings are made (not an argument).
     """
 
     memoryLimit: int = 64 * MEGABYTE
@@ -168,10 +221,29 @@ class ServerSettings:
     snapshotInterval: float = 300.0
     drainTimeout: float = 5.0
     metrics: str | None = None
+    listenBacklog: int = DEFAULT_BACKLOG
+    unixMask: int = DEFAULT_UNIX_MODE
+    udpPort: int = 0
+    threads: int = 4
+    protocol: str = "auto"
+    maxRequestsPerEvent: int = 20
+    evictions: bool = True
+    flushEnabled: bool = True
+    dumpEnabled: bool = True
+    watchEnabled: bool = True
+    detailDelimiter: str = ":"
+    growthFactor: float = 1.25
+    chunkSizeMin: int = 48
+    endpoints: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # Read here rather than per "stats settings": the descriptions never
     # change.  Not compared, as it follows from listen.
     listening: ListenFacts = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # The dataclass is frozen: this is the one assignment it allows.
-        object.__setattr__(self, "listening", listenFacts(self.listen))
+        # The dataclass is frozen: these are the assignments it allows.
+        endpoints = tuple(
+            withListenDefaults(description, self.listenBacklog, self.unixMask)
+            for description in self.listen
+        )
+        object.__setattr__(self, "endpoints", endpoints)
+        object.__setattr__(self, "listening", listenFacts(endpoints))

@@ -2,9 +2,18 @@
 The command line of C{twistd myproto}, and the checks that turn it into
 L{ServerSettings}.
 
-L{Options} takes memcached's option names and meanings (C{-m}, C{-I}, C{-c},
-C{-C}, C{-A}, C{-v}, C{-Y}) plus one repeatable C{--listen ENDPOINT} in place
-of memcached's per-transport flags, and the two connection timeouts.
+L{Options} takes memcached 1.6.18's option names and meanings (C{-p}, C{-l},
+C{-s}, C{-a}, C{-U}, C{-m}, C{-I}, C{-c}, C{-b}, C{-Z}, C{-o}...), plus
+Twisted endpoint descriptions in C{--listen}, the two connection timeouts,
+snapshots and metrics.
+
+What tells a C{-l}/C{--listen} value apart: a comma-separated list of IP
+addresses, each optionally with C{:PORT} (C{[ADDRESS]:PORT} for IPv6) and
+memcached's C{notls:} prefix, is memcached's interface list (C{localhost}
+counts as C{127.0.0.1}); anything else is a Twisted endpoint description
+(C{tcp:11311}, C{unix:m.sock}, C{ssl:...}, C{mtls:...}), which must parse.
+So C{::1}, C{[::1]:11311} and C{127.0.0.1,10.0.0.1} are interfaces, and
+C{tcp:11311} and C{foo:1} are descriptions (the latter a bad one).
 L{settingsFromOptions} turns parsed options, or a plain mapping written by
 hand in a C{.tac} file, into a L{ServerSettings}.  What is built from the
 settings is L{myproto.service}'s business.
@@ -12,14 +21,31 @@ settings is L{myproto.service}'s business.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import Any, Mapping
+
 
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from myproto.auth import parseAuthFile
-from myproto.config import DEFAULT_LISTEN, MEGABYTE, ServerSettings
+from myproto import __version__
+from myproto.cache import PROTOCOL_VERSION
+from myproto.config import (
+    DEFAULT_BACKLOG,
+    DEFAULT_LISTEN,
+    DEFAULT_UNIX_MODE,
+    MEGABYTE,
+    ServerSettings,
+)
+from myproto.endpoints import (
+    TLS_SUBOPTIONS,
+    checkEndpoint,
+    memcachedEndpoints,
+    parseInterfaces,
+)
 
 KILOBYTE = 1024
 
@@ -28,6 +54,23 @@ DEFAULT_MAX_ITEM_SIZE = "1m"
 DEFAULT_CONNECTION_LIMIT = 1024
 DEFAULT_IDLE_TIMEOUT = 0.0  # never
 DEFAULT_REQUEST_TIMEOUT = ServerSettings.requestTimeout
+PROTOCOLS = ("ascii", "binary", "auto")  # memcached's -B
+
+# memcached 1.6.18's other -o keys: accepted, and logged as ignored.  Any
+# other key is refused, as memcached refuses it.
+IGNORED_SUBOPTIONS = frozenset(
+    """maxconns_fast no_maxconns_fast hashpower no_hashexpand slab_reassign
+    no_slab_reassign slab_automove no_slab_automove slab_automove_ratio
+    slab_automove_window slab_automove_freeratio tail_repair_time
+    hash_algorithm lru_crawler no_lru_crawler lru_crawler_sleep
+    lru_crawler_tocrawl lru_maintainer no_lru_maintainer lru_segmented
+    hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor temporary_ttl
+    watcher_logbuf_size worker_logbuf_size slab_sizes slab_chunk_max
+    track_sizes inline_ascii_resp no_inline_ascii_resp modern no_modern
+    no_chunked_items drop_privileges no_drop_privileges resp_obj_mem_limit
+    read_buf_mem_limit sock_cookie_id ssl_keyformat ssl_ciphers ssl_wbuf_size
+    ssl_session_cache ssl_kernel_tls""".split()
+)
 
 # memcached's bounds for -I.
 MIN_ITEM_SIZE = KILOBYTE
@@ -165,6 +208,58 @@ def _toBanner(value: str | bytes | None) -> bytes | None:
     return banner
 
 
+def parseMask(text: str) -> int:
+    """
+    Read memcached's C{-a}: permission bits in octal, e.g. C{700}.
+
+    @raise ValueError: if C{text} is not an octal number from 0 to 777.
+    """
+    try:
+        mask = int(text, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise ValueError("{!r} is not an access mask in octal, e.g. 700".format(text))
+    return mask
+
+
+
+def parseProtocol(text: str) -> str:
+    """
+    Read memcached's C{-B}.
+
+    @raise ValueError: in memcached's words, for another name.
+    """
+    if text not in PROTOCOLS:
+        raise ValueError(
+            "Invalid value for binding protocol: {} -- should be one of auto,"
+            " binary, or ascii".format(text)
+        )
+    return text
+
+
+def parseFactor(text: str) -> float:
+    """
+    Read memcached's C{-f}: a number above 1.
+
+    @raise ValueError: in memcached's words, for another value.
+    """
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not 1.0 < factor < float("inf"):
+        raise ValueError("Factor must be greater than 1")
+    return factor
+
+
+def versionLine() -> str:
+    """
+    @return: what C{-V} prints: myproto's version and memcached's it speaks.
+    """
+    return "myproto {} (memcached {})".format(__version__, PROTOCOL_VERSION.decode("ascii"))
+
+
 def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
     """
     Check a server configuration and gather it into one L{ServerSettings}.
@@ -203,7 +298,12 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         raise ValueError("The snapshot interval cannot be negative")
     authFile = config.get("auth-file")
     credentials = _readCredentials(authFile) if authFile else None
-    listen = tuple(config.get("listen") or (DEFAULT_LISTEN,))
+    listen = tuple(config.get("listen") or ()) + tuple(memcachedEndpoints(config))
+    backlog = int(config.get("listen-backlog", DEFAULT_BACKLOG))
+    if backlog < 1:
+        raise ValueError("The listen backlog must be at least 1")
+    mask = config.get("unix-mask", DEFAULT_UNIX_MODE)
+    protocol = parseProtocol(config.get("protocol", "auto"))
     return ServerSettings(
         memoryLimit=memoryBytes,
         maxItemSize=maxItemSize,
@@ -212,13 +312,28 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         enableShutdown=bool(config.get("enable-shutdown", False)),
         banner=_toBanner(config.get("banner")),
         verbosity=int(config.get("verbose", 0)),
-        listen=listen,
+        listen=listen or (DEFAULT_LISTEN,),
         idleTimeout=idleTimeout,
         requestTimeout=requestTimeout,
         credentials=credentials,
         snapshotPath=config.get("snapshot") or None,
         snapshotInterval=snapshotInterval,
         metrics=config.get("metrics") or None,
+        listenBacklog=backlog,
+        unixMask=parseMask(mask) if isinstance(mask, str) else int(mask),
+        udpPort=int(config.get("udp-port", 0)),
+        threads=int(config.get("threads", ServerSettings.threads)),
+        protocol=protocol,
+        maxRequestsPerEvent=int(
+            config.get("max-reqs-per-event", ServerSettings.maxRequestsPerEvent)
+        ),
+        evictions=not config.get("disable-evictions", False),
+        flushEnabled=not config.get("disable-flush-all", False),
+        dumpEnabled=not config.get("disable-dumping", False),
+        watchEnabled=not config.get("disable-watch", False),
+        detailDelimiter=str(config.get("prefix-delimiter", ServerSettings.detailDelimiter)),
+        growthFactor=float(config.get("slab-growth-factor", ServerSettings.growthFactor)),
+        chunkSizeMin=int(config.get("slab-min-size", ServerSettings.chunkSizeMin)),
     )
 
 
@@ -231,10 +346,17 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]"
+    # How the program is called, in messages.
+    program = "twistd myproto"
     longdesc = (
-        "Serve a memcached-compatible cache on each --listen endpoint (default: "
+        "Serve a memcached-compatible cache. memcached's options mean what they"
+        " mean to memcached 1.6.18, but that with no -l the interface is"
+        " 127.0.0.1. A -l/--listen value that is a comma-separated list of IP"
+        " addresses (each perhaps ADDRESS:PORT, [IPV6]:PORT, notls:...) is"
+        " memcached's interface list; anything else is a Twisted endpoint"
+        " description (default: "
         + DEFAULT_LISTEN
-        + "). For TLS, listen on"
+        + "). For TLS, give -Z -o ssl_chain_cert=CERT.pem,ssl_key=KEY.pem, or listen on"
         " ssl:PORT:interface=ADDRESS:privateKey=KEY.pem:certKey=CERT.pem;"
         " for mutual TLS, on mtls:PORT:interface=ADDRESS:privateKey=KEY.pem"
         ":certKey=CERT.pem:caCerts=CA.pem (refresh_certs and SIGHUP reload"
@@ -252,9 +374,32 @@ class Options(usage.Options):
             "A",
             "Enable the ascii 'shutdown' command (memcached -A).",
         ],
+        ["disable-evictions", "M", "Keep items when memory is full: refuse to store (memcached -M)."],
+        ["disable-flush-all", "F", "Disable the flush_all command (memcached -F)."],
+        ["disable-dumping", "X", "Disable stats cachedump and lru_crawler metadump (memcached -X)."],
+        ["disable-watch", "W", "Disable the watch commands (memcached -W)."],
+        ["enable-ssl", "Z", "Serve TLS on the TCP listeners; see -o ssl_* (memcached -Z)."],
+        ["daemon", "d", "Run as a daemon: only under twistd, which does it unless -n."],
+        ["enable-coredumps", "r", "Accepted and ignored (memcached -r)."],
+        ["lock-memory", "k", "Accepted and ignored (memcached -k)."],
+        ["enable-largepages", "L", "Accepted and ignored (memcached -L)."],
+        ["enable-sasl", "S", "Accepted; SASL is binary-protocol only, not served yet (memcached -S)."],
     ]
 
     optParameters = [
+        ["port", "p", None, "TCP port to listen on; 0 is none [default: 11211] (memcached -p).", parseInteger],
+        ["unix-socket", "s", None, "Unix socket to listen on, and no TCP (memcached -s)."],
+        ["unix-mask", "a", "700", "Access mask of Unix sockets, in octal (memcached -a).", parseMask],
+        ["udp-port", "U", 0, "UDP port; 0 is off; not served yet (memcached -U).", parseInteger],
+        ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
+        ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
+        ["protocol", "B", "auto", "ascii, binary or auto; the text protocols only are served yet (memcached -B).", parseProtocol],
+        ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
+        ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],
+        ["slab-growth-factor", "f", ServerSettings.growthFactor, "Slab chunk size growth factor (memcached -f).", parseFactor],
+        ["slab-min-size", "n", ServerSettings.chunkSizeMin, "Smallest chunk for key, value and flags (memcached -n).", parseInteger],
+        ["user", "u", None, "Under twistd, its -u; else accepted only when not root (memcached -u)."],
+        ["pidfile", "P", None, "Under twistd, its --pidfile (memcached -P)."],
         [
             "memory-limit",
             "m",
@@ -334,14 +479,22 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["interfaces"] = []
         self["verbose"] = 0
+        self["tls"] = {}
+        self["ignored"] = []
 
     # The opt_ docstrings are --help text; they stay on one line because
     # usage.Options would keep a second line's indentation.
 
-    def opt_listen(self, description: str) -> None:
-        """Endpoint to serve on, e.g. tcp:11311 or unix:m.sock (repeatable)."""
-        self["listen"].append(description)
+    def opt_listen(self, value: str) -> None:
+        """Interfaces as memcached's -l (127.0.0.1,[::1]:11311) or an endpoint: tcp:11311, unix:m.sock (repeatable)."""
+        if parseInterfaces(value) is None:
+            self["listen"].append(value)
+        else:
+            self["interfaces"].append(value)
+
+    opt_l = opt_listen
 
     def opt_verbose(self) -> None:
         """Raise the starting verbosity level; repeat for more: -vv (memcached -v)."""
@@ -349,16 +502,88 @@ class Options(usage.Options):
 
     opt_v = opt_verbose
 
+    def opt_version(self) -> None:
+        """Print myproto's version and the memcached version it speaks, and exit."""
+        print(versionLine())
+        sys.exit(0)
+
+    opt_V = opt_version
+    opt_h = usage.Options.opt_help
+
+    def opt_extended(self, value: str) -> None:
+        """memcached's -o list: idle_timeout=S, ssl_chain_cert=F, ssl_key=F, ssl_ca_cert=F, ssl_verify_mode=N, ssl_min_version=N; others ignored (repeatable)."""
+        for item in value.split(","):
+            key, equals, argument = item.strip().partition("=")
+            if key == "idle_timeout":
+                try:
+                    self["idle-timeout"] = parseSeconds(argument)
+                except ValueError as e:
+                    raise usage.UsageError("idle_timeout: {}".format(e)) from None
+            elif key in TLS_SUBOPTIONS:
+                self["tls"][key] = argument
+            elif key in IGNORED_SUBOPTIONS or key.startswith("ext_"):
+                self["ignored"].append("-o " + item.strip())
+            elif key:
+                raise usage.UsageError('Illegal suboption "{}"'.format(item.strip()))
+
+    opt_o = opt_extended
+
+    def _processOptions(self) -> None:
+        """
+        Map memcached's process options onto twistd's, or refuse them with
+        the reason; note the options accepted and ignored.
+
+        @raise usage.UsageError: for one this program cannot honour.
+        """
+        parent = getattr(self, "parent", None)
+        if self["daemon"]:
+            if parent is None:
+                raise usage.UsageError(
+                    "-d: {} runs in the foreground; to run as a daemon, use"
+                    " twistd myproto (without -n)".format(self.program)
+                )
+            if parent.get("nodaemon"):
+                raise usage.UsageError(
+                    "-d asks for a daemon and twistd's -n for none: leave one out"
+                )
+        if self["pidfile"]:
+            if parent is not None:
+                parent["pidfile"] = os.path.abspath(self["pidfile"])
+            else:
+                # memcached writes it only with -d, which is refused here.
+                self["ignored"].append("-P " + self["pidfile"])
+        if self["user"]:
+            if parent is not None and hasattr(parent, "opt_uid"):
+                parent.opt_uid(self["user"])
+            elif hasattr(os, "getuid") and os.getuid() == 0:
+                raise usage.UsageError(
+                    "-u: {} cannot change user; run twistd -u {} myproto, or"
+                    " start it as that user".format(self.program, self["user"])
+                )
+            else:
+                # memcached, too, takes -u only when run as root.
+                self["ignored"].append("-u " + self["user"])
+        for flag, short in [
+            ("enable-coredumps", "-r"),
+            ("lock-memory", "-k"),
+            ("enable-largepages", "-L"),
+        ]:
+            if self[flag]:
+                self["ignored"].append(short)
+
     def postOptions(self) -> None:
         """
         Fill in the default endpoint and check the values together.
 
         @raise usage.UsageError: if a value is out of range.
         """
-        self["listen"] = self["listen"] or [DEFAULT_LISTEN]
+        self._processOptions()
         try:
             settings = settingsFromOptions(self)
+            for given, description in zip(settings.listen, settings.endpoints):
+                checkEndpoint(description, given)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
+        self["listen"] = list(settings.listen)
         self["max-item-size"] = settings.maxItemSize
         self["settings"] = settings

@@ -179,7 +179,8 @@ class ServerParts:
         snapshot file the L{SnapshotService} named C{"snapshot"}; the
         L{DrainService} C{"drain"}; the L{TimerService}s C{"sweeper"} and
         C{"evictions"}; with C{metrics} the service C{"metrics"}.
-    @ivar listeners: one listening service per C{listen} description, in
+    @ivar listeners: one listening service per C{listen} description (as
+        served: L{ServerSettings.endpoints}), in
         order, all with L{factory}.  Their C{endpoint}s are kept even by a
         caller that listens itself: C{mtls:} certificates reload through
         them.
@@ -257,7 +258,7 @@ def buildServer(
         running.append(_named(metrics, METRICS_NAME))
     listeners = [
         strports.service(description, factory, reactor=reactor)
-        for description in settings.listen
+        for description in settings.endpoints
     ]
     atStart: list[IService] = []
     onSignal: list[IService] = []

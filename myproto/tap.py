@@ -11,12 +11,77 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from twisted.application.service import MultiService
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 
-from myproto.config import ServerSettings
-from myproto.options import Options, settingsFromOptions
+from myproto.config import MEGABYTE, ServerSettings
+from myproto.options import Options, settingsFromOptions, versionLine
 from myproto.service import buildServer
 
-__all__ = ["Options", "makeService"]
+
+class ServerService(MultiService):
+    """
+    The whole server: logs what it is and where it listens as it starts,
+    and, asked to, turns a port that cannot be listened on into one line and
+    exit status 1 rather than a traceback.
+
+    @ivar settings: what the server runs with.
+    @ivar notes: options accepted and not acted on, to log.
+    @ivar exitOnListenFailure: whether a L{CannotListenError} ends the
+        process (C{twistd -n}); otherwise it is raised (C{twistd} reports
+        it for a daemon, and C{python -m myproto} itself).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, settings: ServerSettings, notes: list[str], exitOnListenFailure: bool = False
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.notes = notes
+        self.exitOnListenFailure = exitOnListenFailure
+
+    def privilegedStartService(self) -> None:
+        # Said before the ports are bound, so that it comes first in the log.
+        settings = self.settings
+        self.log.info(
+            "{version}: listening on {addresses}; memory limit {memory} megabytes,"
+            " item size limit {itemSize} bytes",
+            version=versionLine(),
+            addresses=", ".join(settings.endpoints),
+            memory=settings.memoryLimit // MEGABYTE,
+            itemSize=settings.maxItemSize,
+        )
+        for note in self.notes:
+            self.log.info("{note}", note=note)
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            if not self.exitOnListenFailure:
+                raise
+            raise SystemExit("myproto: {}".format(error)) from None
+
+def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[str]:
+    """
+    Say which of memcached's options were accepted but are not acted on.
+
+    @return: one line for each.
+    """
+    notes = ["Ignoring {}: it has no meaning here".format(option) for option in config.get("ignored", ())]
+    if settings.udpPort:
+        notes.append("UDP is not served yet: ignoring -U {}".format(settings.udpPort))
+    if settings.protocol != "auto" and settings.protocol != "ascii" or config.get("enable-sasl"):
+        notes.append("The binary protocol is not served yet: serving the text protocols")
+    if settings.threads != ServerSettings.threads:
+        notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
+    if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:
+        notes.append("-R {} noted; the reply window is fixed".format(settings.maxRequestsPerEvent))
+    if config.get("tls") and not config.get("enable-ssl"):
+        notes.append("Ignoring -o ssl_*: TLS is off without -Z")
+    return notes
+
+__all__ = ["Options", "ServerService", "makeService"]
 
 
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
@@ -44,7 +109,14 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     settings = config.get("settings")
     if not isinstance(settings, ServerSettings):
         settings = settingsFromOptions(config)
-    top = MultiService()
+    # Under twistd, the options' parent is twistd's: with -n, a port in use
+    # is one line and status 1; a daemon's failure twistd reports itself.
+    parent = getattr(config, "parent", None)
+    top = ServerService(
+        settings,
+        startupNotes(config, settings),
+        exitOnListenFailure=parent is not None and bool(parent.get("nodaemon")),
+    )
     for service in buildServer(settings, reactor).services:
         service.setServiceParent(top)
     return top

@@ -52,6 +52,7 @@ ORDER = [
     "myproto.certificates",
     "myproto.tls",
     "myproto.metrics",
+    "myproto.endpoints",
     "myproto.options",
     "myproto.service",
     # Entry points.

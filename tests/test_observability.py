@@ -268,15 +268,16 @@ class StatsSettingsTests(SynchronousTestCase):
         """
         Without a TCP endpoint there is no C{tcpport}, C{inter} or
         C{tcp_backlog}; without a Unix one, C{domain_socket} is C{NULL} and
-        there is no C{umask}.
+        there is no C{umask}.  What a description leaves out is memcached's
+        default: a 0700 mask and a backlog of 1024.
         """
         stats = self.settings(Server(ServerSettings(listen=("unix:m.sock",))))
         self.assertNotIn("tcpport", stats)
         self.assertNotIn("inter", stats)
-        self.assertEqual(stats["umask"], "666")
+        self.assertEqual(stats["umask"], "700")
         stats = self.settings(Server(ServerSettings(listen=("tcp:11211",))))
         self.assertEqual(stats["inter"], "NULL")
-        self.assertEqual(stats["tcp_backlog"], "50")
+        self.assertEqual(stats["tcp_backlog"], "1024")
         self.assertEqual(stats["domain_socket"], "NULL")
         self.assertNotIn("umask", stats)
 

@@ -109,9 +109,9 @@ class ListenOptionTests(SynchronousTestCase):
         Each C{--listen} adds an endpoint, in the order given.
         """
         settings = settingsFor(
-            "--listen", "tcp:11311", "--listen=unix:myproto.sock", "--listen", "ssl:1"
+            "--listen", "tcp:11311", "--listen=unix:myproto.sock", "--listen", "tcp6:1"
         )
-        self.assertEqual(settings.listen, ("tcp:11311", "unix:myproto.sock", "ssl:1"))
+        self.assertEqual(settings.listen, ("tcp:11311", "unix:myproto.sock", "tcp6:1"))
 
 
 class MemoryLimitOptionTests(SynchronousTestCase):

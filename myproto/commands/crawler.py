@@ -44,6 +44,7 @@ UNKNOWN_ERROR = b"ERROR an unknown error happened"
 START_FAILED = b"ERROR failed to start lru crawler thread"
 SLEEP_TOO_LONG = b"sleep must be one second or less"
 PIPELINED = b"ERROR cannot pipeline other commands before metadump"
+DUMP_NOT_ALLOWED = b"ERROR metadump not allowed"  # memcached -X
 
 # memcached's slab class ids: 1 up to, not including, this.
 MAX_CLASSES = 64
@@ -103,6 +104,8 @@ def lruCrawler(request: classic.LruCrawlerRequest, cache: Cache) -> Lines:
         if subcommand == b"crawl" or subcommand == b"metadump":
             if not crawler.enabled:
                 raise ClientError(CRAWLER_DISABLED)
+            if subcommand == b"metadump" and not cache.settings.dumpEnabled:
+                return [DUMP_NOT_ALLOWED]
             if argument == b"hash" and subcommand == b"crawl":
                 # memcached walks the hash table for dumps only.
                 return [UNKNOWN_ERROR]

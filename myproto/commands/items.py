@@ -13,6 +13,8 @@ from myproto.store import slabClass
 from myproto.wire import classic, meta
 from myproto.wire.replies import CLASSIC, DELETED, EXISTS, META, NOT_FOUND, Outcome
 
+FLUSH_NOT_ALLOWED = b"flush_all not allowed"  # memcached -F
+
 
 def deleteItem(
     cache: Cache,
@@ -94,8 +96,12 @@ def flush(cache: Cache, exptime: int) -> None:
 
 def flushAll(request: classic.FlushRequest, cache: Cache) -> Lines:
     """
-    C{flush_all [delay]}: C{OK}.
+    C{flush_all [delay]}: C{OK}, or memcached's refusal under C{-F}.
     """
+    if not cache.settings.flushEnabled:
+        # memcached counts it, then refuses it before reading the delay.
+        cache.stats.cmdFlush += 1
+        raise ClientError(FLUSH_NOT_ALLOWED)
     if request.exptime is None:
         # memcached counts the command before it refuses the delay.
         cache.stats.cmdFlush += 1

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from urllib.parse import quote_from_bytes
 
 from myproto.cache import Cache, Lines
-from myproto.errors import HandOver
+from myproto.errors import ClientError, HandOver
 from myproto.store import Item
 from myproto.wire import classic
 from myproto.wire.replies import NO_MEMORY, TOO_LARGE, WATCH, Outcome
@@ -47,6 +47,7 @@ WATCHER_LIMIT = 20
 WATCH_OK = b"OK\r\n"
 WATCHER_TOO_MANY = b"WATCHER_TOO_MANY log watcher limit reached"
 PIPELINED = b"ERROR cannot pipeline other commands before watch"
+WATCH_NOT_ALLOWED = b"watch commands not allowed"  # memcached -W
 
 # The slab class memcached would report for a small item; myproto keeps one
 # class for everything, as "stats items" and "stats slabs" say.
@@ -79,7 +80,10 @@ def watch(request: classic.WatchRequest, cache: Cache) -> Lines:
 
     @return: C{WATCHER_TOO_MANY} when memcached's limit is reached.
     @raise HandOver: otherwise.
+    @raise ClientError: under memcached's C{-W}.
     """
+    if not cache.settings.watchEnabled:
+        raise ClientError(WATCH_NOT_ALLOWED)
     watchers = cache.watchers
     if not isinstance(watchers, Watchers):
         watchers = cache.watchers = Watchers(cache)

@@ -1,0 +1,441 @@
+"""
+Tests for memcached's command line in L{myproto.options} and
+L{myproto.endpoints}: the options memcached 1.6.18 takes, with its meanings
+and defaults; start-up errors as usage errors; C{-V}; and, in child
+processes, C{python -m myproto} started with the options memcached's own
+test suite uses, C{--help | head}, and C{twistd -n myproto} on a port in use.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.filepath import FilePath
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from myproto import __version__
+from myproto.__main__ import programName, run
+from myproto.config import ServerSettings
+from myproto.endpoints import Interface, parseInterfaces
+from myproto.protocol import CacheServerFactory
+from myproto.store import MemoryStore
+from myproto.tap import Options, makeService, startupNotes
+from tests.helpers import receiveUntil, selfSignedFiles
+from tests.readme import childEnvironment
+
+# Seconds a child process may take to start, answer or stop.
+CHILD_TIMEOUT = 20
+
+
+def parse(*arguments: str) -> Options:
+    """
+    Parse a command line as C{twistd myproto} does.
+    """
+    options = Options()
+    options.parseOptions(list(arguments))
+    return options
+
+
+def settingsFor(*arguments: str) -> ServerSettings:
+    settings: ServerSettings = parse(*arguments)["settings"]
+    return settings
+
+
+def freePort() -> int:
+    """
+    @return: a TCP port on 127.0.0.1 that nothing listens on just now, as
+        memcached's own test suite picks one.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class InterfaceListTests(SynchronousTestCase):
+    """
+    L{parseInterfaces} tells memcached's C{-l} lists from endpoint
+    descriptions.
+    """
+
+    def test_lists(self) -> None:
+        """
+        IP addresses, with ports, brackets for IPv6 and C{notls:}, are
+        interface lists; C{localhost} is 127.0.0.1.
+        """
+        self.assertEqual(
+            parseInterfaces("127.0.0.1,[::1]:11311,notls:10.0.0.1:5,::1,localhost"),
+            [
+                Interface("127.0.0.1"),
+                Interface("::1", 11311),
+                Interface("10.0.0.1", 5, tls=False),
+                Interface("::1"),
+                Interface("127.0.0.1"),
+            ],
+        )
+
+    def test_descriptions(self) -> None:
+        """
+        Anything else is not: endpoint descriptions, names, bad ports.
+        """
+        for text in ["tcp:11311", "unix:m.sock", "foo:1", "127.0.0.1:x", "1.2.3.4.5", "[::1", ""]:
+            with self.subTest(text=text):
+                self.assertIsNone(parseInterfaces(text))
+
+
+class MemcachedListenOptionTests(SynchronousTestCase):
+    """
+    C{-p}, C{-l}, C{-s}, C{-a}, C{-b} and C{-Z} become endpoint descriptions
+    with memcached's meanings and defaults.
+    """
+
+    def test_portAndInterfaces(self) -> None:
+        """
+        C{-p} is the port of each C{-l} interface that gives none; C{-l}
+        repeats and takes lists; IPv6 works; the backlog is 1024.
+        """
+        settings = settingsFor("-p", "11311", "-l", "127.0.0.1,[::1]:11411", "-l", "::1")
+        self.assertEqual(
+            settings.endpoints,
+            (
+                "tcp:11311:interface=127.0.0.1:backlog=1024",
+                "tcp:11411:interface=\\:\\:1:backlog=1024",
+                "tcp:11311:interface=\\:\\:1:backlog=1024",
+            ),
+        )
+        self.assertEqual(settings.listening.tcpPort, 11311)
+        self.assertEqual(settings.listening.backlog, 1024)
+
+    def test_portAlone(self) -> None:
+        """
+        C{-p} alone serves 127.0.0.1 (memcached: every interface); C{-p 0},
+        as in memcached, turns TCP off.
+        """
+        self.assertEqual(settingsFor("-p", "11311").listen, ("tcp:11311:interface=127.0.0.1",))
+        self.assertEqual(
+            settingsFor("-p", "0", "--listen", "unix:m.sock").listen, ("unix:m.sock",)
+        )
+
+    def test_descriptionsStillWork(self) -> None:
+        """
+        C{--listen} and C{-l} still take endpoint descriptions, beside
+        memcached's options.
+        """
+        settings = settingsFor("--listen", "tcp:1", "-l", "unix:m.sock", "-p", "2")
+        self.assertEqual(settings.listen, ("tcp:1", "unix:m.sock", "tcp:2:interface=127.0.0.1"))
+
+    def test_defaults(self) -> None:
+        """
+        Descriptions without a backlog get memcached's 1024 (or C{-b});
+        Unix sockets without a mode get memcached's 0700 (or C{-a}).
+        """
+        settings = settingsFor("--listen", "tcp:1", "--listen", "unix:m.sock")
+        self.assertEqual(settings.endpoints, ("tcp:1:backlog=1024", "unix:m.sock:backlog=1024:mode=700"))
+        settings = settingsFor("--listen", "unix:m.sock", "-b", "7", "-a", "600")
+        self.assertEqual(settings.endpoints, ("unix:m.sock:backlog=7:mode=600",))
+        self.assertEqual(settings.listening.unixMode, 0o600)
+        given = settingsFor("--listen", "tcp:1:backlog=9")
+        self.assertEqual(given.endpoints, ("tcp:1:backlog=9",))
+
+    def test_unixSocket(self) -> None:
+        """
+        C{-s} serves the Unix socket alone, as memcached: C{-p} is not
+        served.
+        """
+        settings = settingsFor("-s", "/tmp/m.sock", "-p", "11311")
+        self.assertEqual(settings.endpoints, ("unix:/tmp/m.sock:backlog=1024:mode=700",))
+
+    def test_listensWithTheBacklog(self) -> None:
+        """
+        The backlog given to the reactor is the one reported: 1024.
+        """
+        reactor = MemoryReactorClock()
+        makeService(parse("-p", "11311"), reactor).privilegedStartService()
+        [(port, _, backlog, interface)] = reactor.tcpServers
+        self.assertEqual((port, backlog, interface), (11311, 1024, "127.0.0.1"))
+
+    def test_tls(self) -> None:
+        """
+        C{-Z} with C{-o ssl_*} serves each TCP listener but the C{notls:}
+        ones as C{mtls:}, with memcached's verify modes.
+        """
+        directory = FilePath(self.mktemp())
+        keyFile, certFile, _ = selfSignedFiles(directory, "localhost")
+        settings = settingsFor(
+            "-Z",
+            "-p",
+            "11311",
+            "-l",
+            "127.0.0.1,notls:127.0.0.1:11312",
+            "-o",
+            "ssl_chain_cert={},ssl_key={},ssl_ca_cert={},ssl_verify_mode=2".format(
+                certFile.path, keyFile.path, certFile.path
+            ),
+        )
+        secure, plain = settings.endpoints
+        self.assertTrue(secure.startswith("mtls:11311:interface=127.0.0.1:privateKey="))
+        self.assertIn(":verify=require", secure)
+        self.assertEqual(plain, "tcp:11312:interface=127.0.0.1:backlog=1024")
+
+    def test_tlsNeedsACertificate(self) -> None:
+        """
+        C{-Z} without a certificate, or with one that cannot be read, is a
+        usage error.
+        """
+        self.assertRaises(UsageError, parse, "-Z")
+        error = self.assertRaises(UsageError, parse, "-Z", "-o", "ssl_chain_cert=/no/such.pem")
+        self.assertIn("No such file or directory", str(error))
+
+
+class StartupErrorTests(SynchronousTestCase):
+    """
+    Endpoints that cannot be served are usage errors with the reason, found
+    while parsing, before anything listens.
+    """
+
+    def test_badDescriptions(self) -> None:
+        """
+        A bad port, an unknown endpoint type, an C{mtls:} key that is not
+        there: each says why.
+        """
+        cases = [
+            ("tcp:notaport", "Cannot serve on tcp:notaport: invalid literal"),
+            ("foo:1", "Cannot serve on foo:1: Unknown endpoint type: 'foo' (nor is it"),
+            ("mtls:0:privateKey=/no/key.pem", "/no/key.pem : error:system library::No such file"),
+        ]
+        for description, reason in cases:
+            with self.subTest(description=description):
+                error = self.assertRaises(UsageError, parse, "--listen", description)
+                self.assertIn(reason, str(error))
+
+    def test_badValues(self) -> None:
+        """
+        Values memcached refuses are refused, in its words where it has some.
+        """
+        cases = [
+            (["-o", "foo=1"], 'Illegal suboption "foo=1"'),
+            (["-B", "bogus"], "Invalid value for binding protocol: bogus"),
+            (["-f", "1"], "Factor must be greater than 1"),
+            (["-a", "9"], "not an access mask"),
+            (["-o", "idle_timeout=x"], "idle_timeout"),
+            (["-b", "0"], "backlog"),
+        ]
+        for arguments, reason in cases:
+            with self.subTest(arguments=arguments):
+                error = self.assertRaises(UsageError, parse, *arguments)
+                self.assertIn(reason, str(error))
+
+    def test_mainSaysWhy(self) -> None:
+        """
+        Under C{python -m myproto}, a bad endpoint prints the usage and the
+        reason, and the status is 1; nothing listens.
+        """
+        reactor = MemoryReactorClock()
+        stderr = io.StringIO()
+        status = run(["--listen", "tcp:notaport"], reactor, lambda stream: None, stderr=stderr)
+        self.assertEqual(status, 1)
+        self.assertIn("Usage: python -m myproto", stderr.getvalue())
+        self.assertIn("python -m myproto: Cannot serve on tcp:notaport", stderr.getvalue())
+        self.assertEqual(reactor.tcpServers, [])
+
+
+class ProcessOptionTests(SynchronousTestCase):
+    """
+    C{-d}, C{-P}, C{-u}, C{-V}, C{-v} and the options with no meaning here.
+    """
+
+    def test_daemonRefusedOutsideTwistd(self) -> None:
+        """
+        C{-d} without twistd is refused, saying to use twistd.
+        """
+        error = self.assertRaises(UsageError, parse, "-d")
+        self.assertIn("use twistd myproto (without -n)", str(error))
+
+    def test_underTwistd(self) -> None:
+        """
+        Under twistd, C{-P} is twistd's pid file and C{-d} conflicts with
+        C{-n} only.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        twistd = ServerOptions()
+        twistd.parseOptions(["--nodaemon", "myproto", "-P", "m.pid"])
+        self.assertTrue(twistd["pidfile"].endswith("m.pid"))
+        self.assertRaises(UsageError, ServerOptions().parseOptions, ["-n", "myproto", "-d"])
+        ServerOptions().parseOptions(["myproto", "-d"])
+
+    def test_version(self) -> None:
+        """
+        C{-V} and C{--version} print myproto's version and memcached's.
+        """
+        for flag in ["-V", "--version"]:
+            output = io.StringIO()
+            with redirect_stdout(output):
+                self.assertRaises(SystemExit, parse, flag)
+            self.assertEqual(
+                output.getvalue(), "myproto {} (memcached 1.6.18)\n".format(__version__)
+            )
+
+    def test_verbosity(self) -> None:
+        """
+        C{-vv} and C{-vvv} count.
+        """
+        self.assertEqual(settingsFor("-vvv").verbosity, 3)
+
+    def test_stored(self) -> None:
+        """
+        The flags and values memcached's options set are in the settings.
+        """
+        settings = settingsFor(
+            "-M", "-F", "-X", "-W", "-D", "/", "-f", "1.5", "-n", "64",
+            "-t", "8", "-R", "5", "-B", "ascii", "-U", "0", "-o", "idle_timeout=7",
+        )
+        self.assertEqual(
+            (
+                settings.evictions, settings.flushEnabled, settings.dumpEnabled,
+                settings.watchEnabled, settings.detailDelimiter, settings.growthFactor,
+                settings.chunkSizeMin, settings.threads, settings.maxRequestsPerEvent,
+                settings.protocol, settings.udpPort, settings.idleTimeout,
+            ),
+            (False, False, False, False, "/", 1.5, 64, 8, 5, "ascii", 0, 7.0),
+        )
+
+    def test_ignoredAreLogged(self) -> None:
+        """
+        Options with no meaning here are accepted and noted for the log.
+        """
+        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-B", "binary", "-t", "2")
+        notes = startupNotes(options, options["settings"])
+        text = "\n".join(notes)
+        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "binary", "-t 2"]:
+            self.assertIn(word, text)
+
+    def test_programName(self) -> None:
+        """
+        Messages name the command as it was started.
+        """
+        self.assertEqual(programName("/x/myproto/__main__.py"), "python -m myproto")
+        self.assertEqual(programName("/usr/local/bin/myproto"), "myproto")
+
+
+class DisabledCommandTests(SynchronousTestCase):
+    """
+    C{-F}, C{-X} and C{-W} refuse their commands in memcached's words.
+    """
+
+    def test_refused(self) -> None:
+        clock = Clock()
+        settings = ServerSettings(flushEnabled=False, dumpEnabled=False, watchEnabled=False)
+        factory = CacheServerFactory(MemoryStore(clock), clock, settings)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"flush_all\r\nlru_crawler metadump all\r\nwatch\r\nmn\r\n")
+        self.assertEqual(
+            transport.value(),
+            b"CLIENT_ERROR flush_all not allowed\r\n"
+            b"ERROR metadump not allowed\r\n"
+            b"CLIENT_ERROR watch commands not allowed\r\n"
+            b"MN\r\n",
+        )
+
+
+class DropInCommandTests(SynchronousTestCase):
+    """
+    C{python -m myproto} and C{twistd myproto} started as memcached is.
+    """
+
+    def spawn(self, *command: str, **kwargs: Any) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            list(command),
+            env=childEnvironment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kwargs,
+        )
+
+        def reap() -> None:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+        self.addCleanup(reap)
+        return process
+
+    def test_memcachedTestSuiteOptions(self) -> None:
+        """
+        The command line memcached's test suite uses starts a server that
+        answers; the log names the version, the address and the limits.
+        """
+        port = freePort()
+        process = self.spawn(
+            sys.executable, "-m", "myproto", "-p", str(port), "-l", "127.0.0.1", "-U", "0",
+            "-m", "64", "-c", "1024", "-o", "idle_timeout=30", "-t", "4", "-vv",
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "CacheServerFactory starting on" in line:
+                break
+        else:
+            self.fail("The server did not start:\n" + "".join(lines))
+        log = "".join(lines)
+        self.assertIn("myproto {} (memcached 1.6.18)".format(__version__), log)
+        self.assertIn("tcp:{}:interface=127.0.0.1:backlog=1024".format(port), log)
+        self.assertIn("memory limit 64 megabytes, item size limit 1048576 bytes", log)
+        with socket.create_connection(("127.0.0.1", port), timeout=CHILD_TIMEOUT) as client:
+            client.sendall(b"set k 0 0 2\r\nhi\r\nget k\r\nstats settings\r\n")
+            received = receiveUntil(client, lambda data: data.count(b"END\r\n") == 2, "two ENDs")
+        self.assertTrue(received.startswith(b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n"))
+        self.assertIn(b"STAT idle_timeout 30\r\n", received)
+        self.assertIn(b"STAT tcp_backlog 1024\r\n", received)
+        process.terminate()
+        process.communicate(timeout=CHILD_TIMEOUT)
+        self.assertEqual(process.returncode, 0)
+
+    def test_helpIntoHead(self) -> None:
+        """
+        C{--help} into a reader that stops early ends without a traceback.
+        """
+        process = self.spawn(sys.executable, "-m", "myproto", "--help")
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.stdout.close()
+        process.wait(timeout=CHILD_TIMEOUT)
+        process.stdout = None
+        self.assertIn(process.returncode, (0, 1))
+
+    def test_twistdPortInUse(self) -> None:
+        """
+        Under C{twistd -n}, a port in use is one line and status 1, no
+        traceback.
+        """
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            directory = FilePath(self.mktemp())
+            directory.makedirs()
+            process = self.spawn(
+                sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--nodaemon", "--pidfile=", "myproto", "-p", str(port), "-l", "127.0.0.1",
+                cwd=directory.path,
+            )
+            output, _ = process.communicate(timeout=CHILD_TIMEOUT)
+        self.assertEqual(process.returncode, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertTrue(
+            re.search(r"myproto: Couldn't listen on 127.0.0.1:%d" % (port,), output), output
+        )
