@@ -7,7 +7,6 @@ a save never leaves a broken snapshot in place.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 from typing import Any
