@@ -134,7 +134,8 @@ class ServerConnection:
         self.state = COMMAND
         self._buffer = b""
         self._pending: Any = None
-        self._chunks: list[bytes] = []
+        # A data block's parts so far; a list only once a block spans reads.
+        self._chunks: list[bytes] | tuple[()] = ()
         self._remaining = 0
         self._windowRoom = FIRST_REPLY_WINDOW
         self.authenticated = cache.settings.credentials is None
@@ -238,22 +239,26 @@ class ServerConnection:
                     need = self._remaining
                     available = length - position
                     if available < need:
-                        self._chunks.append(buffer[position:] if position else buffer)
+                        chunk = buffer[position:] if position else buffer
+                        if self._chunks:
+                            self._chunks.append(chunk)  # type: ignore[union-attr]
+                        else:
+                            self._chunks = [chunk]
                         self._remaining -= available
                         position = length
                         break
                     if self._chunks and need < 2:
                         # The block's CRLF straddles two reads.
-                        self._chunks.append(buffer[position : position + need])
+                        self._chunks.append(buffer[position : position + need])  # type: ignore[union-attr]
                         block = b"".join(self._chunks)
-                        self._chunks = []
+                        self._chunks = ()
                         value = block[:-2]
                         intact = block.endswith(CRLF)
                     elif self._chunks:
                         # Joined without the CRLF: a large value is copied once.
-                        self._chunks.append(buffer[position : position + need - 2])
+                        self._chunks.append(buffer[position : position + need - 2])  # type: ignore[union-attr]
                         value = b"".join(self._chunks)
-                        self._chunks = []
+                        self._chunks = ()
                         intact = buffer.startswith(CRLF, position + need - 2)
                     else:
                         value = buffer[position : position + need - 2]
