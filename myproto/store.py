@@ -230,6 +230,7 @@ class StoreStats:
         "evictions",
         "evictedUnfetched",
         "evictedNonzero",
+        "evictedTime",
         "reclaimed",
         "expiredUnfetched",
         "getExpired",
@@ -241,6 +242,8 @@ class StoreStats:
     evictions: int
     evictedUnfetched: int
     evictedNonzero: int
+    # Seconds the last evicted item had gone unused.
+    evictedTime: int
     reclaimed: int
     expiredUnfetched: int
     getExpired: int
@@ -669,6 +672,7 @@ class MemoryStore:
                 continue
             # Counted here, not by a call: a full store evicts on every put.
             self.stats.evictions += 1
+            self.stats.evictedTime = int(now - victim.lastAccess)
             if victim.expires:
                 self.stats.evictedNonzero += 1
             if not victim.fetched:
