@@ -265,19 +265,23 @@ class StatsSettingsTests(SynchronousTestCase):
 
     def test_noTCP(self) -> None:
         """
-        Without a TCP endpoint there is no C{tcpport}, C{inter} or
-        C{tcp_backlog}; without a Unix one, C{domain_socket} is C{NULL} and
-        there is no C{umask}.
+        Every name is there whatever the endpoints, as in memcached: without
+        a TCP endpoint C{tcpport} is 0 (memcached's C{-p 0}), C{inter}
+        C{NULL} and C{tcp_backlog} memcached's default; without a Unix one,
+        C{domain_socket} is C{NULL} and C{umask} memcached's default.
         """
         stats = self.settings(Server(ServerSettings(listen=("unix:m.sock",))))
-        self.assertNotIn("tcpport", stats)
-        self.assertNotIn("inter", stats)
+        self.assertEqual(list(stats), MEMCACHED_SETTINGS)
+        self.assertEqual(stats["tcpport"], "0")
+        self.assertEqual(stats["inter"], "NULL")
+        self.assertEqual(stats["tcp_backlog"], "1024")
         self.assertEqual(stats["umask"], "666")
         stats = self.settings(Server(ServerSettings(listen=("tcp:11211",))))
+        self.assertEqual(list(stats), MEMCACHED_SETTINGS)
         self.assertEqual(stats["inter"], "NULL")
         self.assertEqual(stats["tcp_backlog"], "50")
         self.assertEqual(stats["domain_socket"], "NULL")
-        self.assertNotIn("umask", stats)
+        self.assertEqual(stats["umask"], "700")
 
     def test_changingSettings(self) -> None:
         """
