@@ -812,11 +812,19 @@ class WiringTests(SynchronousTestCase):
         stats = dict(generalStats(protocol._cache))
         self.assertEqual(stats["ssl_handshake_errors"], 3)
         self.assertEqual(stats["time_since_server_cert_refresh"], 7)
-        # Where memcached puts them: last before the item counts.
+        # Where memcached puts them: after the logger's, before its NAPI
+        # counters and the item counts.
         names = [name for name, _ in generalStats(protocol._cache)]
         self.assertEqual(
-            names[names.index("bytes") - 2 : names.index("bytes") + 1],
-            ["ssl_handshake_errors", "time_since_server_cert_refresh", "bytes"],
+            names[names.index("bytes") - 5 : names.index("bytes") + 1],
+            [
+                "log_watchers",
+                "ssl_handshake_errors",
+                "time_since_server_cert_refresh",
+                "unexpected_napi_ids",
+                "round_robin_fallback",
+                "bytes",
+            ],
         )
 
 
