@@ -226,6 +226,31 @@ class StatsDifferentialTests(TestCase):
 
         return Deferred.fromCoroutine(check())
 
+    def test_sizesHistogram(self) -> None:
+        """
+        After C{stats sizes_enable}, C{stats sizes} counts the same items in
+        the same 32-byte buckets, and C{sizes_disable} turns it off again.
+        """
+        stream = [
+            b"set old 0 0 1\r\nx\r\nstats sizes_enable\r\nstats sizes\r\n"
+            b"set a 0 0 1\r\nx\r\nset bb 0 0 40\r\n" + b"y" * 40 + b"\r\n"
+            b"stats sizes\r\nstats settings\r\nstats sizes_disable\r\nstats sizes\r\n"
+        ]
+
+        async def check() -> None:
+            memcached = await startMemcached(self)
+            myproto = await listenMyproto(self)
+            expected = (await exchange(HOST, memcached.port, stream)).data
+            got = (await exchange(HOST, myproto, stream)).data
+            # memcached ends the switches' lines with no END.
+            self.assertTrue(expected.startswith(b"STORED\r\nSTAT sizes_status enabled\r\nEND\r\n"))
+            self.assertIn(b"STAT 64 1\r\nSTAT 128 1\r\nEND\r\n", expected)
+            self.assertIn(b"STAT track_sizes yes\r\n", expected)
+            pattern = re.compile(rb"STAT (tcpport|tcp_backlog|num_threads\w*|binding_protocol) \S+")
+            self.assertEqual(pattern.sub(b"", got), pattern.sub(b"", expected))
+
+        return Deferred.fromCoroutine(check())
+
     def test_byTypeNamesExist(self) -> None:
         """
         Every name allowed to differ is one memcached reports, so the list

@@ -62,9 +62,8 @@ def refreshCertificates(request: classic.RefreshCertificatesRequest, cache: Cach
     return [] if request.quietSuccess else [classic.OK]
 
 
-# memcached's size histogram and its switches.
-_SIZES = {
-    b"sizes": sizesStats,
+# memcached's switches of its size histogram (C{stats sizes}).
+_SIZES_SWITCHES = {
     b"sizes_enable": enableSizes,
     b"sizes_disable": disableSizes,
 }
@@ -96,8 +95,11 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
         return statLines(itemStats(cache))
     if subcommand == b"slabs":
         return statLines(slabStats(cache))
-    if subcommand in _SIZES:
-        return statLines(_SIZES[subcommand](cache))
+    if subcommand == b"sizes":
+        return statLines(sizesStats(cache))
+    if subcommand in _SIZES_SWITCHES:
+        # memcached ends these STAT lines with no END.
+        return statLines(_SIZES_SWITCHES[subcommand](cache))[:-1]
     if subcommand == b"conns":
         return statLines(connectionStats(cache))
     raise UnknownCommand()
