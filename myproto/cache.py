@@ -160,6 +160,11 @@ class Cache:
     @ivar slabAutomove: the level C{slabs automove} last set (remembered
         only: there are no slabs to move).
     @ivar startedAt: clock seconds when the server started.
+    @ivar oldestLive: memcached's time (L{serverTime}) before which items
+        are invalid, as the last C{flush_all} set it (C{stats settings}
+        C{oldest}); 0 before any.
+    @ivar sizesFrom: while C{stats sizes_enable} is in force, the first CAS
+        unique C{stats sizes} counts, else L{None}.
     @ivar replyWindow: names the replies a connection has made but memcached
         would not have written yet (see L{newReplyWindow}).
     @ivar connections: the open client connections (C{stats conns}); the
@@ -184,6 +189,8 @@ class Cache:
         # The store's start: its coarse last-access clock ticks on the same
         # whole seconds as the times reported to clients.
         self.startedAt = store.startedAt
+        self.oldestLive = 0
+        self.sizesFrom: int | None = None
         self.replyWindow = 1
         self.connections: set[Any] = set()
         self.currentConnection: ClientConnection | None = None

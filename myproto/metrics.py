@@ -29,7 +29,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from myproto.cache import Cache, Lines
-from myproto.commands.admin import generalStats, settingsStats
+from myproto.commands.stats import generalStats, settingsStats
 from myproto.wire import classic, meta
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"

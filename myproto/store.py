@@ -230,6 +230,7 @@ class StoreStats:
         "evictions",
         "evictedUnfetched",
         "evictedNonzero",
+        "evictedTime",
         "reclaimed",
         "expiredUnfetched",
         "getExpired",
@@ -241,6 +242,8 @@ class StoreStats:
     evictions: int
     evictedUnfetched: int
     evictedNonzero: int
+    # Seconds the last evicted item had gone unused.
+    evictedTime: int
     reclaimed: int
     expiredUnfetched: int
     getExpired: int
@@ -547,9 +550,8 @@ class MemoryStore:
         """
         A copy of the item references held (live or not yet reclaimed), in
         no particular order.  Cheap even for a large store: it reads the
-        mapping's own table rather than walking the LRU links, which costs a
-        lookup per item (measured: 17 against 470 milliseconds for 500,000
-        items).
+        mapping's own table, not the LRU links, which cost a lookup per item
+        (measured: 17 against 470 milliseconds for 500,000 items).
         """
         self._applyPendingFlush(self._seconds())
         return list(dict.values(self._items))
@@ -669,6 +671,7 @@ class MemoryStore:
                 continue
             # Counted here, not by a call: a full store evicts on every put.
             self.stats.evictions += 1
+            self.stats.evictedTime = int(now - victim.lastAccess)
             if victim.expires:
                 self.stats.evictedNonzero += 1
             if not victim.fetched:

@@ -39,6 +39,7 @@ ORDER = [
     "myproto.commands.items",
     "myproto.commands.watch",
     "myproto.commands.crawler",
+    "myproto.commands.stats",
     "myproto.commands.admin",
     "myproto.commands.dispatch",
     # The sans-IO connection, then its Twisted adapter.

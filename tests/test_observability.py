@@ -266,20 +266,24 @@ class StatsSettingsTests(SynchronousTestCase):
 
     def test_noTCP(self) -> None:
         """
-        Without a TCP endpoint there is no C{tcpport}, C{inter} or
-        C{tcp_backlog}; without a Unix one, C{domain_socket} is C{NULL} and
-        there is no C{umask}.  What a description leaves out is memcached's
-        default: a 0700 mask and a backlog of 1024.
+        Every name is there whatever the endpoints, as in memcached: without
+        a TCP endpoint C{tcpport} is 0 (memcached's C{-p 0}), C{inter}
+        C{NULL} and C{tcp_backlog} memcached's default; without a Unix one,
+        C{domain_socket} is C{NULL}.  What a description leaves out is
+        memcached's default: a 0700 mask and a backlog of 1024.
         """
         stats = self.settings(Server(ServerSettings(listen=("unix:m.sock",))))
-        self.assertNotIn("tcpport", stats)
-        self.assertNotIn("inter", stats)
+        self.assertEqual(list(stats), MEMCACHED_SETTINGS)
+        self.assertEqual(stats["tcpport"], "0")
+        self.assertEqual(stats["inter"], "NULL")
+        self.assertEqual(stats["tcp_backlog"], "1024")
         self.assertEqual(stats["umask"], "700")
         stats = self.settings(Server(ServerSettings(listen=("tcp:11211",))))
+        self.assertEqual(list(stats), MEMCACHED_SETTINGS)
         self.assertEqual(stats["inter"], "NULL")
         self.assertEqual(stats["tcp_backlog"], "1024")
         self.assertEqual(stats["domain_socket"], "NULL")
-        self.assertNotIn("umask", stats)
+        self.assertEqual(stats["umask"], "700")
 
     def test_changingSettings(self) -> None:
         """

@@ -88,10 +88,14 @@ def flush(cache: Cache, exptime: int) -> None:
     @param exptime: 0 or less for now, else as an item's expiration time.
     """
     cache.stats.cmdFlush += 1
+    now = cache.store.now()
+    moment = cache.expiry(exptime) if exptime > 0 else now
     if exptime > 0:
-        cache.store.flush(cache.expiry(exptime) - cache.store.now())
+        cache.store.flush(moment - now)
     else:
         cache.store.flush()
+    # memcached keeps a second less when items carry CAS uniques.
+    cache.oldestLive = cache.serverTime(moment) - (1 if cache.store.useCas else 0)
 
 
 def flushAll(request: classic.FlushRequest, cache: Cache) -> Lines:
