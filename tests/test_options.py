@@ -349,6 +349,29 @@ class DisabledCommandTests(SynchronousTestCase):
             b"MN\r\n",
         )
 
+    def test_reportedInSettings(self) -> None:
+        """
+        C{stats settings} says that C{flush_all} and dumps are off, as
+        memcached does under C{-F} and C{-X}, and gives C{-b} and C{-a}.
+        """
+        clock = Clock()
+        settings = ServerSettings(
+            flushEnabled=False, dumpEnabled=False, listen=(), listenBacklog=77, unixMask=0o750
+        )
+        factory = CacheServerFactory(MemoryStore(clock), clock, settings)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"stats settings\r\n")
+        lines = transport.value().split(b"\r\n")
+        for line in [
+            b"STAT flush_enabled no",
+            b"STAT dump_enabled no",
+            b"STAT tcp_backlog 77",
+            b"STAT umask 750",
+        ]:
+            self.assertIn(line, lines)
+
 
 class DropInCommandTests(SynchronousTestCase):
     """

@@ -34,16 +34,12 @@ EVENT_LIBRARY = "twisted"
 HASH_POWER_LEVEL = 16
 HASH_BYTES = 8 * 2**HASH_POWER_LEVEL
 
-# Settings that options (memcached's flag in brackets) will provide; until
-# then, memcached's defaults.
+# Settings whose options (memcached's flag in brackets) are accepted but do
+# not act here: the values in effect, memcached's defaults.
 GROWTH_FACTOR = 1.25  # -f
 CHUNK_SIZE = 48  # -n
 REQUESTS_PER_EVENT = 20  # -R
 HASHPOWER_INIT = 0  # -o hashpower
-FLUSH_ENABLED = True  # -F turns it off
-DUMP_ENABLED = True  # -X turns it off
-DEFAULT_TCP_BACKLOG = 1024  # -b, reported when nothing listens on TCP
-DEFAULT_UNIX_MASK = 0o700  # -a, reported when nothing listens on a Unix socket
 
 # memcached's settings of features myproto does not have, as memcached
 # reports them by default.  (A NULL string prints as "(null)" there.)
@@ -262,7 +258,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("oldest", cache.oldestLive),
         ("evictions", "on"),
         ("domain_socket", listening.unixPath if unix else "NULL"),
-        ("umask", "%o" % (listening.unixMode if unix else DEFAULT_UNIX_MASK,)),
+        ("umask", "%o" % (listening.unixMode if unix else settings.unixMask,)),
         ("shutdown_command", _yes(settings.enableShutdown)),
         ("growth_factor", "%.2f" % (GROWTH_FACTOR,)),
         ("chunk_size", CHUNK_SIZE),
@@ -273,7 +269,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("detail_enabled", _yes(cache.prefixStats.enabled)),
         ("reqs_per_event", REQUESTS_PER_EVENT),
         ("cas_enabled", _yes(settings.useCas)),
-        ("tcp_backlog", listening.backlog if tcp else DEFAULT_TCP_BACKLOG),
+        ("tcp_backlog", listening.backlog if tcp else settings.listenBacklog),
         ("binding_protocol", "ascii"),
         ("auth_enabled_sasl", "no"),
         ("auth_enabled_ascii", "no" if settings.credentials is None else "yes"),
@@ -291,8 +287,8 @@ def settingsStats(cache: Cache) -> Pairs:
     ]
     pairs += _LRU_SETTINGS
     pairs += [
-        ("flush_enabled", _yes(FLUSH_ENABLED)),
-        ("dump_enabled", _yes(DUMP_ENABLED)),
+        ("flush_enabled", _yes(settings.flushEnabled)),
+        ("dump_enabled", _yes(settings.dumpEnabled)),
     ]
     pairs += _HASH_AND_LRU_SETTINGS
     pairs.append(("idle_timeout", int(settings.idleTimeout)))
