@@ -13,19 +13,42 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 from typing import Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.reference import MEMCCAPABLE_MISSING, listenMyproto, startMemcached
+from tests.helpers import waitFor
+from tests.readme import childEnvironment
+from tests.reference import MEMCCAPABLE_MISSING, freePort, listenMyproto, startMemcached
+
+#: The command line memcached's own test suite starts memcached with (its
+#: t/lib/MemcachedTest.pm), after the program: a port, loopback only, no UDP.
+MEMCACHED_TEST_OPTIONS = ("-l", "127.0.0.1", "-U", "0", "-m", "64", "-c", "1024", "-t", "4")
+
+#: Seconds a child server may take to start listening.
+START_LIMIT = 20.0
 
 #: Seconds memccapable waits for any one reply (its C{-t}).
 IO_TIMEOUT = 5
 
 _NAME = re.compile(rb"ascii(?: [a-z_]+)*")
 _PASSED = re.compile(rb"(ascii(?: [a-z_]+)*) +\[pass\]")
+
+
+def accepts(port: int) -> bool:
+    """
+    @return: whether something accepts connections on 127.0.0.1:C{port}.
+    """
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def requireMemccapable() -> str:
@@ -117,6 +140,39 @@ class MemccapableTests(TestCase):
                         len(report), len(names), "\n  ".join(report)
                     )
                 )
+            self.assertGreaterEqual(len(names), 27)
+
+        return Deferred.fromCoroutine(check())
+
+    def test_dropInCommandLine(self) -> Deferred[None]:
+        """
+        C{python -m myproto}, started with the command line memcached's own
+        test suite gives memcached (C{-p PORT -l 127.0.0.1 -U 0 ...}), passes
+        the same tests: myproto stands in for memcached unchanged.
+        """
+
+        async def check() -> None:
+            binary = requireMemccapable()
+            port = freePort()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "myproto", "-p", str(port), *MEMCACHED_TEST_OPTIONS],
+                env=childEnvironment(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+            def stop() -> None:
+                process.terminate()
+                try:
+                    process.wait(timeout=START_LIMIT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+            self.addCleanup(stop)
+            await waitFor(lambda: accepts(port), START_LIMIT, "python -m myproto to listen")
+            names, report = await failures(binary, port)
+            self.assertEqual(report, [])
             self.assertGreaterEqual(len(names), 27)
 
         return Deferred.fromCoroutine(check())

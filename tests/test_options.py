@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import os
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from myproto.endpoints import Interface, parseInterfaces
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 from myproto.tap import Options, makeService, startupNotes
+from tests.reference import freePort
 from tests.helpers import receiveUntil, selfSignedFiles
 from tests.readme import childEnvironment
 
@@ -49,17 +51,6 @@ def parse(*arguments: str) -> Options:
 def settingsFor(*arguments: str) -> ServerSettings:
     settings: ServerSettings = parse(*arguments)["settings"]
     return settings
-
-
-def freePort() -> int:
-    """
-    @return: a TCP port on 127.0.0.1 that nothing listens on just now, as
-        memcached's own test suite picks one.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class InterfaceListTests(SynchronousTestCase):
@@ -427,6 +418,21 @@ class DropInCommandTests(SynchronousTestCase):
         process.terminate()
         process.communicate(timeout=CHILD_TIMEOUT)
         self.assertEqual(process.returncode, 0)
+
+    def test_consoleCommand(self) -> None:
+        """
+        The installed C{myproto} command (pip puts it beside the
+        interpreter) runs the same entry point: C{-V} names both versions.
+        """
+        command = os.path.join(os.path.dirname(sys.executable), "myproto")
+        self.assertTrue(os.path.exists(command), "pip did not install {}".format(command))
+        completed = subprocess.run(
+            [command, "-V"], capture_output=True, text=True, timeout=CHILD_TIMEOUT
+        )
+        self.assertEqual(
+            (completed.returncode, completed.stdout),
+            (0, "myproto {} (memcached 1.6.18)\n".format(__version__)),
+        )
 
     def test_helpIntoHead(self) -> None:
         """

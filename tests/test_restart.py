@@ -23,16 +23,11 @@ from twisted.trial.unittest import TestCase
 
 import myproto
 from myproto.snapshot import SnapshotError, decodeItems
+from tests.reference import freePort
 from tests.helpers import receiveUntil
 
 # The directory holding the myproto package and the twisted/plugins dropin.
 SOURCE_ROOT = FilePath(myproto.__file__).parent().parent()
-
-
-def freePort() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServerProcess(ProcessProtocol):
