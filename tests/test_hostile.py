@@ -42,10 +42,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.config import ServerSettings
 from myproto.connection import REPLY_BATCH_LIMIT, ReaderState
-from myproto.protocol import CacheServerFactory, CacheServerProtocol
+from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 from myproto.wire import classic
-from tests.helpers import FillingTransport, check
+from tests.helpers import Client, FillingTransport, check
 
 # A plausible wall-clock start, so that absolute exptimes look like unix times.
 START = 1_700_000_000
@@ -85,15 +85,11 @@ HOSTILE = settings(
 # Connections.
 
 
-class Connection:
+class Connection(Client):
     """
-    One client connection to a L{Server}, over a L{StringTransport}.
+    One client connection to a L{Server}, over a L{StringTransport}, that
+    stops delivering once the server closes.
     """
-
-    def __init__(self, protocol: CacheServerProtocol, transport: StringTransport) -> None:
-        self.protocol = protocol
-        self.transport = transport
-        self._seen = 0
 
     def feed(self, chunks: Iterable[bytes]) -> None:
         """
@@ -106,38 +102,22 @@ class Connection:
 
     def send(self, data: bytes) -> bytes:
         """
-        Deliver C{data} as one read.
+        Deliver C{data} as one read, unless the server has closed.
 
         @return: what the server wrote since the last call.
         """
         self.feed([data])
         return self.received()
 
-    def received(self) -> bytes:
-        """
-        @return: what the server wrote since the last call.
-        """
-        output = self.transport.value()
-        new = output[self._seen :]
-        self._seen = len(output)
-        return new
-
     @property
     def output(self) -> bytes:
         return self.transport.value()
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
 
     def buffered(self) -> int:
         """
         @return: how many received bytes the connection holds on to.
         """
         return self.protocol.connection.bufferedBytes
-
-    def lose(self) -> None:
-        self.protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class Server:
