@@ -142,6 +142,9 @@ class ReportedConnection:
     def internalError(self, doing: str) -> None:
         self.log.failure("Unexpected error {doing}", doing=doing)
 
+    def binaryDetected(self) -> None:
+        self._outbox.separator = b""
+
 
 @implementer(IPushProducer)
 class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
