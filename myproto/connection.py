@@ -514,6 +514,9 @@ class BinaryReader:
         length = len(buffer)
         cache = self._cache
         commands = 0
+        # The replies memcached would have written by now (see
+        # binary.writtenAtOnce): a bad magic byte loses the others.
+        written = len(replies)
         while True:
             remaining = self.remaining
             if remaining:
@@ -529,7 +532,7 @@ class BinaryReader:
                     self._pending = None
                     value = b"".join(self._chunks)
                     self._chunks = []
-                    self._complete(request, value, replies)
+                    written = self._complete(request, value, replies, written)
                 commands += 1
                 continue
             if length - position < binary.HEADER_LENGTH:
@@ -537,11 +540,13 @@ class BinaryReader:
             need = binary.headerLengths(buffer, position)
             if need is None:
                 # memcached closes on a bad magic byte, answering nothing.
+                del replies[written:]
                 return length, CLOSE, commands
             if length - position < need:
                 return position, NEED_DATA, commands
             request = binary.parseRequest(buffer, position)
             position += need
+            before = len(replies)
             try:
                 after, count = binaryCommands.carryOut(request, cache, replies)
             except Exception:
@@ -552,7 +557,7 @@ class BinaryReader:
                 return position, CLOSE, commands + 1
             if after is binaryCommands.Next.VALUE:
                 if not count:
-                    self._complete(request, b"", replies)
+                    written = self._complete(request, b"", replies, written)
                 else:
                     self._pending = request
                     self.remaining = count
@@ -560,11 +565,25 @@ class BinaryReader:
             elif after is binaryCommands.Next.SWALLOW and count:
                 self.remaining = count
                 continue
+            elif len(replies) > before and binary.writtenAtOnce(replies[before]):
+                written = len(replies)
             commands += 1
 
-    def _complete(self, request: binary.BinaryRequest, value: bytes, replies: list[bytes]) -> None:
+    def _complete(
+        self, request: binary.BinaryRequest, value: bytes, replies: list[bytes], written: int
+    ) -> int:
+        """
+        Store a value that has arrived.
+
+        @param written: how many of C{replies} memcached would have written.
+        @return: how many it has written after this one.
+        """
+        before = len(replies)
         try:
             binaryCommands.completeStorage(request, value, self._cache, replies)
         except Exception:
             self._observer.internalError("storing a binary item")
             replies.append(binary.errorResponse(request, binary.ENOMEM))
+        if len(replies) > before and binary.writtenAtOnce(replies[before]):
+            return len(replies)
+        return written

@@ -454,6 +454,28 @@ class BinaryErrorTests(BinaryTestCase):
             closes=True,
         )
 
+    def test_badMagicLosesUnwrittenReplies(self) -> None:
+        """
+        memcached hangs up on a bad magic byte without writing the replies
+        it holds: those since the last NOOP or error (a GETK miss is no
+        such error) in the same read.  (Replies to earlier reads have gone,
+        so this is fed whole only.)
+        """
+        bad = binaryRequest(B.NOOP, magic=0x81)
+        set = binaryRequest(B.SET, b"k", storage(), b"v")
+        cases = [
+            (set + bad, b""),
+            (binaryRequest(B.GETK, b"x") + bad, b""),
+            (
+                binaryRequest(B.GET, b"x") + set + bad,
+                binaryResponse(B.GET, B.KEY_ENOENT, value=NOT_FOUND),
+            ),
+        ]
+        for stream, expected in cases:
+            client = Server(self.settings).connect()
+            self.assertEqual(client.send(stream), expected)
+            self.assertTrue(client.closed)
+
     def test_dataTypeAndVbucketIgnored(self) -> None:
         """
         memcached ignores the data type and vbucket of a request.

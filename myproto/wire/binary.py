@@ -212,6 +212,20 @@ def response(
     )
 
 
+def writtenAtOnce(rendered: bytes) -> bool:
+    """
+    Whether memcached writes its replies as soon as it has made this one
+    (its C{conn_mwrite}): after a NOOP, and after an error it sends with
+    C{write_bin_error} (any error but a GETK or GATK miss).  Replies not yet
+    written when it hangs up on a bad magic byte are lost.
+    """
+    status = rendered[6] or rendered[7]
+    opcode = rendered[1]
+    if status:
+        return not (status == KEY_ENOENT and opcode in (GETK, GATK))
+    return opcode == NOOP
+
+
 def errorResponse(request: BinaryRequest, status: int) -> bytes:
     """
     Render an error status with memcached's message for it.
