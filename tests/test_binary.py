@@ -221,6 +221,21 @@ class BinaryStorageTests(BinaryTestCase):
         )
 
 
+    def test_countersAsMemcached(self) -> None:
+        """
+        As in memcached, a counter an INCREMENT creates is not a set, and a
+        value refused as too large is not counted in C{store_too_large}.
+        """
+        self.exchange(
+            binaryRequest(B.INCREMENT, b"c", counter(1, 5))
+            + binaryRequest(B.SET, b"k", storage(), bodyLength=9 + 2 * 1024 * 1024)
+        )
+        stats = self.server.stats()
+        self.assertEqual(
+            (stats["cmd_set"], stats["store_too_large"], stats["total_items"]), ("0", "0", "1")
+        )
+
+
 class BinaryItemTests(BinaryTestCase):
     """
     DELETE, INCREMENT, DECREMENT, TOUCH and the GAT family.

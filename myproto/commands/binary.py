@@ -20,7 +20,7 @@ from enum import Enum, auto
 
 from myproto.cache import PROTOCOL_VERSION, Cache
 from myproto.commands.admin import STAT_GROUPS, resetStats
-from myproto.commands.arithmetic import addDelta, countMiss
+from myproto.commands.arithmetic import addDelta, countMiss, createCounter
 from myproto.commands.items import deleteItem, flush
 from myproto.commands.retrieval import retrieveItems
 from myproto.commands.stats import generalStats
@@ -152,7 +152,9 @@ def _admit(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> tuple[
     try:
         # A refused set, add or replace drops the key's old item in
         # memcached; a refused append or prepend leaves it.
-        admitItem(cache, request.key, size, flags, mode, mode != APPEND and mode != PREPEND)
+        admitItem(
+            cache, request.key, size, flags, mode, mode != APPEND and mode != PREPEND, count=False
+        )
     except ServerError:
         replies.append(errorResponse(request, binary.E2BIG))
         return Next.SWALLOW, size
@@ -235,7 +237,7 @@ def _arithmetic(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> N
     """
     INCREMENT and DECREMENT: the counter's new value, or with an
     expiration other than L{binary.NO_CREATE}, a new counter holding the
-    initial value (stored as an add, as memcached does).
+    initial value (see L{createCounter}).
     """
     delta, initial, exptime = binary.ARITHMETIC_EXTRAS.unpack(request.extras)
     increment = request.command == binary.INCREMENT
@@ -252,17 +254,11 @@ def _arithmetic(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> N
             countMiss(cache, increment)
             replies.append(errorResponse(request, binary.KEY_ENOENT))
             return
-        try:
-            outcome, item = storeItem(
-                cache, ADD, request.key, b"%d" % (initial,), 0, cache.expiry(exptime)
-            )
-        except ServerError:
+        item, digits = createCounter(cache, request.key, initial, cache.expiry(exptime))
+        if item is None:
             replies.append(errorResponse(request, binary.ENOMEM))
             return
-        if outcome is not STORED:
-            replies.append(errorResponse(request, binary.NOT_STORED))
-            return
-        digits = b"%d" % (initial,)
+        outcome = STORED
     if outcome is not STORED:
         replies.append(errorResponse(request, BINARY[outcome]))
         return
