@@ -2,7 +2,9 @@
 One client connection's protocol state, without I/O: bytes in, reply lines
 and a L{Signal} out.
 
-Everything that affects what a connection reads next lives here: the reader
+Everything that affects what a connection reads next lives here: the
+protocol, chosen on the first byte as memcached's C{-B auto} chooses it
+(C{0x80} starts the binary protocol, framed by L{BinaryReader}), the reader
 state (a command line, a data block, or a refused block to swallow), the
 bytes waiting for the rest of a line or block, the reply windows, the
 authentication gate, the dispatch of each request to L{myproto.commands},

@@ -149,7 +149,7 @@ class ReportedConnection:
 @implementer(IPushProducer)
 class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     """
-    One client connection speaking memcached's text protocol.
+    One client connection speaking memcached's text, meta or binary protocol.
 
     Replies to everything in one read leave in a single C{write}, so a
     pipelined batch costs one system call.
