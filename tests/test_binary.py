@@ -400,6 +400,30 @@ class BinaryServerCommandTests(BinaryTestCase):
         )
         settings = self.exchange(binaryRequest(B.STAT, b"settings"))
         self.assertIn(b"maxbytes67108864", settings)
+        # As in memcached, the connections are listed in text only.
+        self.assertEqual(
+            self.exchange(binaryRequest(B.STAT, b"conns")),
+            binaryResponse(B.STAT, B.KEY_ENOENT, value=NOT_FOUND),
+        )
+
+    def test_statsDetail(self) -> None:
+        """
+        C{detail on} and C{detail off} switch the prefix statistics;
+        C{detail dump} sends the text dump as the body of one statistic,
+        C{detailed}.
+        """
+        self.assertEqual(self.exchange(binaryRequest(B.STAT, b"detail on")), binaryResponse(B.STAT))
+        self.exchange(binaryRequest(B.GET, b"p:k"))
+        self.assertEqual(
+            self.exchange(binaryRequest(B.STAT, b"detail dump")),
+            binaryResponse(
+                B.STAT,
+                key=b"detailed",
+                value=b"PREFIX p get 1 hit 0 set 0 del 0\r\nEND\r\n",
+            )
+            + binaryResponse(B.STAT),
+        )
+        self.assertEqual(self.exchange(binaryRequest(B.STAT, b"detail")), binaryResponse(B.STAT, B.KEY_ENOENT, value=NOT_FOUND))
 
 
 class BinaryErrorTests(BinaryTestCase):

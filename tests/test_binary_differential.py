@@ -270,6 +270,32 @@ class BinaryDifferentialTests(TestCase):
 
     timeout = 300
 
+    def test_statNames(self) -> None:
+        """
+        On fresh servers, STAT and each of its groups answer the same
+        names, in the same order, as memcached's, with the same opaque.
+        """
+
+        async def check() -> None:
+            memcached = await startMemcached(self)
+            port, stop = await listenMyproto()
+            self.addCleanup(stop)
+            groups = [b"", b"settings", b"items", b"slabs", b"sizes", b"conns", b"detail"]
+            groups += [b"detail on", b"detail dump", b"detail off", b"detail bogus"]
+            for group in groups:
+                request = binaryRequest(B.STAT, group, opaque=77)
+                names = []
+                for server in (memcached.port, port):
+                    reply = await exchange(HOST, server, [request, afterResponses(1)], quit=False)
+                    frames, rest = binaryFrames(reply.data)
+                    names.append(
+                        ([(fields[1], fields[5], fields[7]) for fields, _ in frames],
+                         [body[: fields[2]] for fields, body in frames], rest)
+                    )
+                self.assertEqual(names[1], names[0], group)
+
+        return Deferred.fromCoroutine(check())
+
     def test_corpus(self) -> Deferred[None]:
         """
         Whole and chunked, every stream's responses match memcached's.

@@ -26,7 +26,7 @@ from myproto.commands.retrieval import retrieveItems
 from myproto.commands.stats import generalStats
 from myproto.commands.storage import ADD, APPEND, CAS, PREPEND, REPLACE, SET, admitItem, storeItem
 from myproto.errors import ClientError, ServerError
-from myproto.wire import binary
+from myproto.wire import binary, classic
 from myproto.wire.binary import BinaryRequest, errorResponse, response
 from myproto.wire.classic import KEY_MAX_LENGTH
 from myproto.wire.replies import BINARY, DELETED, NOT_FOUND, NOT_STORED, STORED
@@ -291,13 +291,21 @@ def _stats(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> None:
     elif group == b"reset":
         resetStats(cache)
         pairs = []
-    elif group in STAT_GROUPS:
+    elif group.startswith(b"detail ") and group[7:] in (b"on", b"off", b"dump"):
+        if group[7:] == b"dump":
+            lines = cache.prefixStats.dump() + [classic.END]
+            pairs = [("detailed", b"".join(line + b"\r\n" for line in lines).decode("latin-1"))]
+        else:
+            cache.prefixStats.enabled = group[7:] == b"on"
+            pairs = []
+    elif group in STAT_GROUPS and group != b"conns":
+        # memcached lists its connections in text only: "not found" here.
         pairs = STAT_GROUPS[group](cache)
     else:
         replies.append(errorResponse(request, binary.KEY_ENOENT))
         return
     for name, value in pairs:
         key = name.encode("ascii")
-        text = str(value).encode("ascii")
+        text = str(value).encode("latin-1")
         replies.append(response(request, key=key, valueLength=len(text)) + text)
     replies.append(response(request))
