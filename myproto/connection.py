@@ -186,7 +186,10 @@ class ServerConnection:
         How many received bytes the connection holds on to: an unfinished
         line, or the part of a data block received so far.
         """
-        return len(self._buffer) + sum(map(len, self._chunks))
+        held = len(self._buffer) + sum(map(len, self._chunks))
+        if self._binary is not None:
+            held += self._binary.bufferedBytes
+        return held
 
     @property
     def dataRemaining(self) -> int:
@@ -497,6 +500,13 @@ class BinaryReader:
         self._pending: binary.BinaryRequest | None = None
         self._chunks: list[bytes] = []
         self.remaining = 0
+
+    @property
+    def bufferedBytes(self) -> int:
+        """
+        How much of a value has arrived.
+        """
+        return sum(map(len, self._chunks))
 
     @property
     def unfinished(self) -> bool:

@@ -9,7 +9,9 @@ two servers to each other).
 from __future__ import annotations
 
 import struct
+from random import Random
 
+from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.config import ServerSettings
@@ -446,6 +448,25 @@ class BinaryErrorTests(BinaryTestCase):
             + binaryResponse(B.NOOP),
         )
 
+    def test_saslWithoutAuthentication(self) -> None:
+        """
+        Without C{-S}, SASL is an unknown command, as in memcached: the
+        value of an AUTH is swallowed; lengths that do not fit are invalid.
+        """
+        self.assertEveryWay(
+            binaryRequest(B.SASL_LIST_MECHS)
+            + binaryRequest(B.SASL_AUTH, b"PLAIN", value=b"\0u\0p")
+            + binaryRequest(B.NOOP),
+            binaryResponse(B.SASL_LIST_MECHS, B.UNKNOWN_COMMAND, value=UNKNOWN)
+            + binaryResponse(B.SASL_AUTH, B.UNKNOWN_COMMAND, value=UNKNOWN)
+            + binaryResponse(B.NOOP),
+        )
+        self.assertEveryWay(
+            binaryRequest(B.SASL_STEP, value=b"x"),
+            binaryResponse(B.SASL_STEP, B.EINVAL, value=INVALID),
+            closes=True,
+        )
+
     def test_wrongLengthsAreInvalid(self) -> None:
         """
         Extras, key or body lengths that do not fit the opcode: "invalid
@@ -579,3 +600,46 @@ class DetectionTests(SynchronousTestCase):
         self.assertTrue(client.closed)
         client = self.connect("binary")
         self.assertEqual(client.send(binaryRequest(B.NOOP)), binaryResponse(B.NOOP))
+
+
+_OPCODES = [B.GET, B.SET, B.ADD, B.REPLACE, B.DELETE, B.INCREMENT, B.DECREMENT, B.FLUSH, B.GETQ,
+            B.NOOP, B.VERSION, B.GETK, B.GETKQ, B.APPEND, B.PREPEND, B.STAT, B.SETQ, B.ADDQ,
+            B.REPLACEQ, B.DELETEQ, B.INCREMENTQ, B.DECREMENTQ, B.FLUSHQ, B.APPENDQ, B.PREPENDQ,
+            B.VERBOSITY, B.TOUCH, B.GAT, B.GATQ, B.SASL_LIST_MECHS, B.GATK, B.GATKQ, 0x55, 0xFF]
+
+_FRAMES = st.builds(
+    binaryRequest,
+    st.sampled_from(_OPCODES),
+    st.sampled_from([b"", b"k", b"p:k", b"k" * 250, b"k" * 251]),
+    st.sampled_from([b"", b"\0" * 4, b"\0\0\0\1\0\0\0\0", b"\0" * 20, b"\xff" * 20, b"abc"]),
+    st.binary(max_size=40),
+    cas=st.sampled_from([0, 1, 2, 2**64 - 1]),
+    magic=st.sampled_from([0x80] * 20 + [0x81, 0x00]),
+    bodyLength=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+)
+
+
+class BinaryFuzzTests(SynchronousTestCase):
+    """
+    Random and mutated frames never make an internal error, and leave
+    other clients' data intact.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(_FRAMES, max_size=12), st.randoms(use_true_random=False))
+    def test_framesNeverBreakTheServer(self, frames: list[bytes], random: Random) -> None:
+        server = Server()
+        other = server.connect()
+        self.assertEqual(other.send(b"set safe 0 0 4\r\nsafe\r\n"), b"STORED\r\n")
+        client = server.connect()
+        stream = b"".join(frames)
+        position = 0
+        while position < len(stream) and not client.closed:
+            step = random.randint(1, 64)
+            client.send(stream[position : position + step])
+            position += step
+        self.assertEqual(self.flushLoggedErrors(), [])
+        reply = other.send(b"get safe\r\n")
+        self.assertIn(reply, (b"VALUE safe 0 4\r\nsafe\r\nEND\r\n", b"END\r\n"))
+        # At most a header, extras and key, or an admitted value.
+        self.assertLessEqual(client.protocol.connection.bufferedBytes, 1024 * 1024)

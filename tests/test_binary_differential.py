@@ -238,6 +238,14 @@ CORPUS: dict[str, list[Part]] = {
         + binaryRequest(0xFF, b"key", b"ext", b"value")
         + binaryRequest(B.NOOP)
     ],
+    "SASL without -S": [
+        binaryRequest(B.SASL_LIST_MECHS, opaque=1)
+        + binaryRequest(B.SASL_AUTH, b"PLAIN", value=b"\0user\0password", opaque=2)
+        + binaryRequest(B.SASL_STEP, b"PLAIN", value=b"x", opaque=3)
+        + binaryRequest(B.NOOP)
+    ],
+    "SASL list with a key": [binaryRequest(B.SASL_LIST_MECHS, b"k") + binaryRequest(B.NOOP)],
+    "SASL auth without a key": [binaryRequest(B.SASL_AUTH, value=b"x") + binaryRequest(B.NOOP)],
     "key too long": [binaryRequest(B.GET, b"k" * 251) + binaryRequest(B.NOOP)],
     "key longer than body": [binaryRequest(B.GET, b"k", bodyLength=0) + b"k" + binaryRequest(B.NOOP)],
     "get with extras": [binaryRequest(B.GET, b"k", extras=b"abcd") + binaryRequest(B.NOOP)],

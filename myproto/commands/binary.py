@@ -121,11 +121,27 @@ def carryOut(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> tupl
         # A no-op makes memcached write its replies at once.
         cache.newReplyWindow()
         return Next.COMMAND, 0
-    # memcached 1.6.18 serves no VERBOSITY, and SASL only with -S: like
-    # any unknown opcode, refused, and bodyLength more bytes swallowed
+    if command == binary.SASL_LIST_MECHS or command == binary.SASL_AUTH or command == binary.SASL_STEP:
+        return _withoutSasl(request, replies)
+    # memcached 1.6.18 serves no VERBOSITY: like any unknown opcode,
+    # refused, and bodyLength more bytes swallowed
     # (the extras and key already read included, as memcached counts).
     replies.append(errorResponse(request, binary.UNKNOWN_COMMAND))
     return Next.SWALLOW, bodyLength
+
+
+def _withoutSasl(request: BinaryRequest, replies: list[bytes]) -> tuple[Next, int]:
+    """
+    SASL without C{-S}, as memcached checks it: the lengths first, then
+    "unknown command", the value of an AUTH or STEP swallowed.
+    """
+    if request.command == binary.SASL_LIST_MECHS:
+        if request.keyLength or request.extrasLength or request.bodyLength:
+            return _invalid(request, replies)
+    elif request.extrasLength or not request.keyLength:
+        return _invalid(request, replies)
+    replies.append(errorResponse(request, binary.UNKNOWN_COMMAND))
+    return Next.SWALLOW, request.valueLength
 
 
 def _invalid(request: BinaryRequest, replies: list[bytes]) -> tuple[Next, int]:
