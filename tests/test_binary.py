@@ -643,3 +643,21 @@ class BinaryFuzzTests(SynchronousTestCase):
         self.assertIn(reply, (b"VALUE safe 0 4\r\nsafe\r\nEND\r\n", b"END\r\n"))
         # At most a header, extras and key, or an admitted value.
         self.assertLessEqual(client.protocol.connection.bufferedBytes, 1024 * 1024)
+
+
+class BinaryAuthenticationGateTests(SynchronousTestCase):
+    """
+    Under C{-Y} (text authentication) a binary request cannot pass the
+    gate: before authenticating, the first byte is read as text.
+    """
+
+    def test_binaryCannotBypassTextAuthentication(self) -> None:
+        """
+        A binary SET from an unauthenticated client stores nothing and gets
+        text refusals.
+        """
+        server = Server(ServerSettings(credentials=((b"user", b"secret"),)))
+        client = server.connect()
+        reply = client.send(binaryRequest(B.SET, b"k", storage(), b"v") + b"\r\n")
+        self.assertFalse(reply.startswith(b"\x81"))
+        self.assertIsNone(server.store.peek(b"k"))
