@@ -184,8 +184,8 @@ class ServerSettings:
         description gives no C{mode=} (memcached's C{-a}).
     @ivar udpPort: memcached's C{-U}; 0 is off.  Not served yet.
     @ivar threads: memcached's C{-t}; accepted, one reactor thread serves.
-    @ivar protocol: memcached's C{-B}: C{ascii}, C{binary} or C{auto}; only
-        the text protocols are served yet.
+    @ivar protocol: memcached's C{-B}: C{ascii}, C{binary} or C{auto} (the
+        first byte of each connection says which).
     @ivar maxRequestsPerEvent: memcached's C{-R}.
     @ivar evictions: whether the store evicts to make room (C{-M} turns
         this off).

@@ -2,7 +2,9 @@
 One client connection's protocol state, without I/O: bytes in, reply lines
 and a L{Signal} out.
 
-Everything that affects what a connection reads next lives here: the reader
+Everything that affects what a connection reads next lives here: the
+protocol, chosen on the first byte as memcached's C{-B auto} chooses it
+(C{0x80} starts the binary protocol, framed by L{BinaryReader}), the reader
 state (a command line, a data block, or a refused block to swallow), the
 bytes waiting for the rest of a line or block, the reply windows, the
 authentication gate, the dispatch of each request to L{myproto.commands},
@@ -25,7 +27,8 @@ from typing import Any, Optional, Protocol
 from myproto.cache import Cache
 from myproto.commands.dispatch import ADMITTERS, COMPLETERS, HANDLERS, badDataBlock
 from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
-from myproto.wire import classic
+from myproto.commands import binary as binaryCommands
+from myproto.wire import binary, classic
 from myproto.wire.text import parseRequest
 
 CRLF = b"\r\n"
@@ -72,6 +75,8 @@ class ReaderState(Enum):
     COMMAND = auto()  # a command line
     DATA = auto()  # a storage command's data block and its CRLF
     SWALLOW = auto()  # a refused data block, to be discarded
+    DETECT = auto()  # the first byte: 0x80 starts the binary protocol
+    BINARY = auto()  # binary requests, framed by L{BinaryReader}
 
 
 # Module-level names for the states: the request path compares against them
@@ -79,6 +84,8 @@ class ReaderState(Enum):
 COMMAND = ReaderState.COMMAND
 DATA = ReaderState.DATA
 SWALLOW = ReaderState.SWALLOW
+DETECT = ReaderState.DETECT
+BINARY = ReaderState.BINARY
 
 
 class ConnectionObserver(Protocol):
@@ -95,6 +102,12 @@ class ConnectionObserver(Protocol):
         """
         A command failed with an unexpected exception: a bug.  Called from
         the C{except} block, so the exception can be logged.
+        """
+
+    def binaryDetected(self) -> None:
+        """
+        The client speaks the binary protocol: from now on its replies are
+        bytes to send as they are, not lines to end with CRLF.
         """
 
 
@@ -126,31 +139,39 @@ class ServerConnection:
         "shutdownGraceful",
         "commandLines",
         "_continuing",
+        "_binary",
     )
 
     def __init__(self, cache: Cache, observer: ConnectionObserver) -> None:
         self._cache = cache
         self._observer = observer
-        self.state = COMMAND
+        self.authenticated = cache.settings.credentials is None
+        # memcached's -B auto: the first byte says which protocol.  Until a
+        # client authenticates (-Y), only the text protocol can do that.
+        self.state = DETECT if self.authenticated and cache.settings.protocol != "ascii" else COMMAND
         self._buffer = b""
         self._pending: Any = None
         # A data block's parts so far; a list only once a block spans reads.
         self._chunks: list[bytes] | tuple[()] = ()
         self._remaining = 0
         self._windowRoom = FIRST_REPLY_WINDOW
-        self.authenticated = cache.settings.credentials is None
         self.stream: Optional[Stream] = None
         self.shutdownGraceful = False
         self.commandLines = 0
         self._continuing = False
+        self._binary: BinaryReader | None = None
 
     @property
     def unfinished(self) -> bool:
         """
-        Whether a command line or data block has begun and not ended: the
-        adapter's request timer runs meanwhile.
+        Whether a command line, data block or binary request has begun and
+        not ended: the adapter's request timer runs meanwhile.
         """
-        return bool(self._buffer) or self.state is not COMMAND
+        state = self.state
+        if state is BINARY:
+            assert self._binary is not None
+            return bool(self._buffer) or self._binary.unfinished
+        return bool(self._buffer) or (state is not COMMAND and state is not DETECT)
 
     @property
     def buffered(self) -> bool:
@@ -165,7 +186,10 @@ class ServerConnection:
         How many received bytes the connection holds on to: an unfinished
         line, or the part of a data block received so far.
         """
-        return len(self._buffer) + sum(map(len, self._chunks))
+        held = len(self._buffer) + sum(map(len, self._chunks))
+        if self._binary is not None:
+            held += self._binary.bufferedBytes
+        return held
 
     @property
     def dataRemaining(self) -> int:
@@ -173,7 +197,10 @@ class ServerConnection:
         How many bytes of the data block being read (or swallowed), its CRLF
         included, are still to come.
         """
-        return self._remaining if self.state is not COMMAND else 0
+        if self.state is BINARY:
+            assert self._binary is not None
+            return self._binary.remaining
+        return self._remaining if self.state is DATA or self.state is SWALLOW else 0
 
     def receiveData(self, data: bytes, replies: list[bytes]) -> Signal:
         """
@@ -196,7 +223,7 @@ class ServerConnection:
         if self._continuing:
             self._continuing = False
         else:
-            if self.state is COMMAND:
+            if self.state is COMMAND or self.state is DETECT:
                 # memcached writes its replies whenever it runs out of whole
                 # lines (but not while it waits for the rest of a data block).
                 self._cache.newReplyWindow()
@@ -267,25 +294,41 @@ class ServerConnection:
                     self.state = COMMAND
                     self._carryOutDataBlock(value, intact, replies)
                     self._commandDone()
-                else:
+                elif state is SWALLOW:
                     taken = min(self._remaining, length - position)
                     position += taken
                     self._remaining -= taken
                     if not self._remaining:
                         self.state = COMMAND
                         self._commandDone()
+                elif state is DETECT:
+                    if buffer[position] == binary.REQUEST_MAGIC or self._cache.settings.protocol == "binary":
+                        self._binary = BinaryReader(self._cache, self._observer)
+                        self.state = BINARY
+                        self._observer.binaryDetected()
+                    else:
+                        self.state = COMMAND
+                else:
+                    assert self._binary is not None
+                    position, signal, commands = self._binary.receive(buffer, position, replies)
+                    self.commandLines += commands
+                    break
         finally:
             if position < length:
                 self._buffer = buffer[position:]
         if signal is not NEED_DATA:
             return signal
-        if self.state is COMMAND:
+        state = self.state
+        if state is COMMAND:
             if not self._buffer:
                 return IDLE
             # Only now is what is left an unfinished line.
             if _unfinishedLineTooLong(self._buffer, self.authenticated):
                 self._buffer = b""
                 return CLOSE
+        elif state is not DATA and state is not SWALLOW and not self.unfinished:
+            # A binary connection, or one yet to send its first byte.
+            return IDLE
         return NEED_DATA
 
     def continueReading(self, replies: list[bytes]) -> Signal:
@@ -436,3 +479,123 @@ def _unfinishedLineTooLong(rest: bytes, authenticated: bool) -> bool:
     if not authenticated:
         return True
     return not _isRetrieval(rest) or len(rest) > classic.MAX_RETRIEVAL_LINE
+
+
+class BinaryReader:
+    """
+    The framing of binary requests on one connection, as memcached's
+    C{try_read_command_binary}: a request is carried out once its header,
+    extras and key have arrived; then a storage command's value is read,
+    or a refused one swallowed, without being parsed as requests.
+
+    @ivar remaining: the bytes of a value (or of a swallow) still to come.
+    """
+
+    __slots__ = ("_cache", "_observer", "_pending", "_chunks", "remaining")
+
+    def __init__(self, cache: Cache, observer: ConnectionObserver) -> None:
+        self._cache = cache
+        self._observer = observer
+        # The storage request whose value is being read, if any.
+        self._pending: binary.BinaryRequest | None = None
+        self._chunks: list[bytes] = []
+        self.remaining = 0
+
+    @property
+    def bufferedBytes(self) -> int:
+        """
+        How much of a value has arrived.
+        """
+        return sum(map(len, self._chunks))
+
+    @property
+    def unfinished(self) -> bool:
+        """
+        Whether a value or a swallow is under way.
+        """
+        return self.remaining > 0
+
+    def receive(self, buffer: bytes, position: int, replies: list[bytes]) -> tuple[int, Signal, int]:
+        """
+        Carry out the requests in C{buffer} from C{position}.
+
+        @return: the position up to which C{buffer} is used (what follows is
+            an unfinished request, to come back with more bytes), what the
+            adapter must do, and how many requests were carried out.
+        """
+        length = len(buffer)
+        cache = self._cache
+        commands = 0
+        # The replies memcached would have written by now (see
+        # binary.writtenAtOnce): a bad magic byte loses the others.
+        written = len(replies)
+        while True:
+            remaining = self.remaining
+            if remaining:
+                taken = min(remaining, length - position)
+                request = self._pending
+                if request is not None:
+                    self._chunks.append(buffer[position : position + taken])
+                position += taken
+                self.remaining = remaining = remaining - taken
+                if remaining:
+                    return position, NEED_DATA, commands
+                if request is not None:
+                    self._pending = None
+                    value = b"".join(self._chunks)
+                    self._chunks = []
+                    written = self._complete(request, value, replies, written)
+                commands += 1
+                continue
+            if length - position < binary.HEADER_LENGTH:
+                return position, (IDLE if position == length else NEED_DATA), commands
+            need = binary.headerLengths(buffer, position)
+            if need is None:
+                # memcached closes on a bad magic byte, answering nothing.
+                del replies[written:]
+                return length, CLOSE, commands
+            if length - position < need:
+                return position, NEED_DATA, commands
+            request = binary.parseRequest(buffer, position)
+            position += need
+            before = len(replies)
+            try:
+                after, count = binaryCommands.carryOut(request, cache, replies)
+            except Exception:
+                self._observer.internalError("handling a binary command")
+                replies.append(binary.errorResponse(request, binary.UNKNOWN_COMMAND))
+                return position, CLOSE, commands
+            if after is binaryCommands.Next.CLOSE:
+                return position, CLOSE, commands + 1
+            if after is binaryCommands.Next.VALUE:
+                if not count:
+                    written = self._complete(request, b"", replies, written)
+                else:
+                    self._pending = request
+                    self.remaining = count
+                    continue
+            elif after is binaryCommands.Next.SWALLOW and count:
+                self.remaining = count
+                continue
+            elif len(replies) > before and binary.writtenAtOnce(replies[before]):
+                written = len(replies)
+            commands += 1
+
+    def _complete(
+        self, request: binary.BinaryRequest, value: bytes, replies: list[bytes], written: int
+    ) -> int:
+        """
+        Store a value that has arrived.
+
+        @param written: how many of C{replies} memcached would have written.
+        @return: how many it has written after this one.
+        """
+        before = len(replies)
+        try:
+            binaryCommands.completeStorage(request, value, self._cache, replies)
+        except Exception:
+            self._observer.internalError("storing a binary item")
+            replies.append(binary.errorResponse(request, binary.ENOMEM))
+        if len(replies) > before and binary.writtenAtOnce(replies[before]):
+            return len(replies)
+        return written

@@ -38,7 +38,7 @@ class Outbox:
         written until it resumes.
     """
 
-    __slots__ = ("_transport", "_stats", "_lines", "full")
+    __slots__ = ("_transport", "_stats", "_lines", "full", "separator")
 
     def __init__(self, transport: Any, stats: ServerStats) -> None:
         self._transport = transport
@@ -47,6 +47,9 @@ class Outbox:
         # connections never queue a reply.
         self._lines: deque[bytes] | None = None
         self.full = False
+        # What ends each line: CRLF, or nothing for the binary protocol,
+        # whose replies are whole responses.
+        self.separator = CRLF
 
     def __bool__(self) -> bool:
         """
@@ -67,7 +70,7 @@ class Outbox:
             self.flush()
             return
         lines.append(b"")
-        payload = CRLF.join(lines)
+        payload = self.separator.join(lines)
         # _write, inlined: this is the write of nearly every reply.
         self._stats.bytesWritten += len(payload)
         self._transport.write(payload)
@@ -86,7 +89,7 @@ class Outbox:
                 chunk.append(line)
                 size += len(line)
             chunk.append(b"")
-            self._write(CRLF.join(chunk))
+            self._write(self.separator.join(chunk))
 
     def discard(self) -> None:
         """

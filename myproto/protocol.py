@@ -142,11 +142,14 @@ class ReportedConnection:
     def internalError(self, doing: str) -> None:
         self.log.failure("Unexpected error {doing}", doing=doing)
 
+    def binaryDetected(self) -> None:
+        self._outbox.separator = b""
+
 
 @implementer(IPushProducer)
 class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     """
-    One client connection speaking memcached's text protocol.
+    One client connection speaking memcached's text, meta or binary protocol.
 
     Replies to everything in one read leave in a single C{write}, so a
     pipelined batch costs one system call.

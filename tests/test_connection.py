@@ -33,12 +33,16 @@ class RecordingObserver:
     def __init__(self) -> None:
         self.authenticationFailures: list[str] = []
         self.internalErrors: list[str] = []
+        self.binary = False
 
     def authenticationFailed(self, why: str) -> None:
         self.authenticationFailures.append(why)
 
     def internalError(self, doing: str) -> None:
         self.internalErrors.append(doing)
+
+    def binaryDetected(self) -> None:
+        self.binary = True
 
 
 def connect(settings: ServerSettings = ServerSettings()) -> tuple[ServerConnection, Cache]:

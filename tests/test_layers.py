@@ -30,6 +30,7 @@ ORDER = [
     "myproto.wire.classic",
     "myproto.wire.meta",
     "myproto.wire.text",
+    "myproto.wire.binary",
     "myproto.wire.replies",
     "myproto.cache",
     # What each command means.
@@ -42,6 +43,7 @@ ORDER = [
     "myproto.commands.stats",
     "myproto.commands.admin",
     "myproto.commands.dispatch",
+    "myproto.commands.binary",
     # The sans-IO connection, then its Twisted adapter.
     "myproto.connection",
     "myproto.conns",

@@ -1,6 +1,7 @@
 """
-libmemcached's C{memccapable} conformance checker, ASCII tests only, against
-myproto serving in this process (and against memcached, to check the checker).
+libmemcached's C{memccapable} conformance checker, its ASCII tests (C{-a})
+and its binary ones (C{-b}), against myproto serving in this process (and
+against memcached, to check the checker).
 
 C{memccapable} prints each test's name on stdout and its verdict on stdout
 (C{[pass]}) or stderr (C{[FAIL]}), so the two cannot be lined up from one
@@ -36,8 +37,16 @@ START_LIMIT = 20.0
 #: Seconds memccapable waits for any one reply (its C{-t}).
 IO_TIMEOUT = 5
 
-_NAME = re.compile(rb"ascii(?: [a-z_]+)*")
-_PASSED = re.compile(rb"(ascii(?: [a-z_]+)*) +\[pass\]")
+#: memccapable's option for each protocol, by the word its test names start with.
+_MODES = {b"ascii": "-a", b"binary": "-b"}
+
+
+def _names(mode: bytes) -> re.Pattern[bytes]:
+    return re.compile(mode + rb"(?: [a-z_]+)*")
+
+
+def _passed(mode: bytes) -> re.Pattern[bytes]:
+    return re.compile(b"(" + mode + rb"(?: [a-z_]+)*) +\[pass\]")
 
 
 def accepts(port: int) -> bool:
@@ -63,19 +72,20 @@ def requireMemccapable() -> str:
 
 
 async def runMemccapable(
-    binary: str, port: int, test: Optional[bytes] = None
+    binary: str, port: int, test: Optional[bytes] = None, mode: bytes = b"ascii"
 ) -> tuple[bytes, bytes, int]:
     """
-    Run memccapable's ASCII tests against 127.0.0.1:C{port}.
+    Run memccapable's tests of one protocol against 127.0.0.1:C{port}.
 
     @param binary: the memccapable binary.
     @param port: the server's port.
     @param test: run only the test with this name, verbosely.
+    @param mode: C{b"ascii"} or C{b"binary"}.
     @return: its stdout, stderr and exit status.
     """
     from twisted.internet import reactor
 
-    args = ["-a", "-h", "127.0.0.1", "-p", str(port), "-t", str(IO_TIMEOUT)]
+    args = [_MODES[mode], "-h", "127.0.0.1", "-p", str(port), "-t", str(IO_TIMEOUT)]
     if test is not None:
         args += ["-v", "-T", test.decode()]
     out, err, code = await getProcessOutputAndValue(
@@ -84,22 +94,26 @@ async def runMemccapable(
     return out, err, code
 
 
-async def failures(binary: str, port: int) -> tuple[list[bytes], list[str]]:
+async def failures(
+    binary: str, port: int, mode: bytes = b"ascii"
+) -> tuple[list[bytes], list[str]]:
     """
-    Run every ASCII test; rerun each failed one alone for its diagnostics.
+    Run every test of one protocol; rerun each failed one alone for its
+    diagnostics.
 
+    @param mode: C{b"ascii"} or C{b"binary"}.
     @return: the names of all tests seen, and a report for each failure.
     """
-    out, err, code = await runMemccapable(binary, port)
-    names = _NAME.findall(out)
-    passed = set(_PASSED.findall(out))
+    out, err, code = await runMemccapable(binary, port, mode=mode)
+    names = _names(mode).findall(out)
+    passed = set(_passed(mode).findall(out))
     if code == 0 and b"All tests passed" in out and names:
         return names, []
     report = []
     for name in names:
         if name in passed:
             continue
-        alone = await runMemccapable(binary, port, name)
+        alone = await runMemccapable(binary, port, name, mode)
         report.append(
             "{}: exit {}\n    {}".format(
                 name.decode(),
@@ -118,7 +132,7 @@ async def failures(binary: str, port: int) -> tuple[list[bytes], list[str]]:
 
 class MemccapableTests(TestCase):
     """
-    C{memccapable -a} passes against myproto.
+    C{memccapable -a} and C{memccapable -b} pass against myproto.
     """
 
     timeout = 120
@@ -141,6 +155,28 @@ class MemccapableTests(TestCase):
                     )
                 )
             self.assertGreaterEqual(len(names), 27)
+
+        return Deferred.fromCoroutine(check())
+
+    def test_myprotoPassesBinaryTests(self) -> Deferred[None]:
+        """
+        Every binary test passes, all 27 (the quiet forms of set, add,
+        replace, delete, get, getk, incr, decr, append, prepend, flush and
+        quit among them, and stat).
+        """
+
+        async def check() -> None:
+            binary = requireMemccapable()
+            port, stop = await listenMyproto()
+            self.addCleanup(stop)
+            names, report = await failures(binary, port, b"binary")
+            if report:
+                self.fail(
+                    "{} of {} memccapable binary tests failed against myproto:\n  {}".format(
+                        len(report), len(names), "\n  ".join(report)
+                    )
+                )
+            self.assertEqual(len(names), 27)
 
         return Deferred.fromCoroutine(check())
 
@@ -189,5 +225,19 @@ class MemccapableTests(TestCase):
             names, report = await failures(binary, memcached.port)
             self.assertEqual(report, [])
             self.assertGreaterEqual(len(names), 27)
+
+        return Deferred.fromCoroutine(check())
+
+    def test_memcachedPassesBinaryTests(self) -> Deferred[None]:
+        """
+        The 27 binary tests pass against memcached 1.6.18 too.
+        """
+
+        async def check() -> None:
+            binary = requireMemccapable()
+            memcached = await startMemcached(self)
+            names, report = await failures(binary, memcached.port, b"binary")
+            self.assertEqual(report, [])
+            self.assertEqual(len(names), 27)
 
         return Deferred.fromCoroutine(check())

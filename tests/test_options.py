@@ -305,11 +305,19 @@ class ProcessOptionTests(SynchronousTestCase):
         """
         Options with no meaning here are accepted and noted for the log.
         """
-        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-B", "binary", "-t", "2")
+        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-S", "-t", "2")
         notes = startupNotes(options, options["settings"])
         text = "\n".join(notes)
-        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "binary", "-t 2"]:
+        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "SASL", "-t 2"]:
             self.assertIn(word, text)
+
+    def test_binaryProtocolIsServed(self) -> None:
+        """
+        C{-B binary} is acted on now, so it is not noted as ignored.
+        """
+        options = parse("-B", "binary")
+        self.assertEqual(options["settings"].protocol, "binary")
+        self.assertEqual(startupNotes(options, options["settings"]), [])
 
     def test_programName(self) -> None:
         """

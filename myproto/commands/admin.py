@@ -6,6 +6,8 @@ sub-commands (their blocks are made in L{myproto.commands.stats}).
 
 from __future__ import annotations
 
+from typing import Callable
+
 from myproto.cache import PROTOCOL_VERSION, Cache, Lines
 from myproto.commands.stats import (
     disableSizes,
@@ -78,9 +80,7 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
         return statLines(generalStats(cache))
     subcommand = arguments[0]
     if subcommand == b"reset":
-        cache.stats.reset()
-        cache.store.stats.reset()
-        cache.prefixStats.clear()
+        resetStats(cache)
         return [classic.RESET]
     if subcommand == b"detail":
         if len(arguments) < 2 or arguments[1] not in (b"on", b"off", b"dump"):
@@ -89,20 +89,22 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
             return cache.prefixStats.dump() + [classic.END]
         cache.prefixStats.enabled = arguments[1] == b"on"
         return [classic.OK]
-    if subcommand == b"settings":
-        return statLines(settingsStats(cache))
-    if subcommand == b"items":
-        return statLines(itemStats(cache))
-    if subcommand == b"slabs":
-        return statLines(slabStats(cache))
-    if subcommand == b"sizes":
-        return statLines(sizesStats(cache))
+    group = STAT_GROUPS.get(subcommand)
+    if group is not None:
+        return statLines(group(cache))
     if subcommand in _SIZES_SWITCHES:
         # memcached ends these STAT lines with no END.
         return statLines(_SIZES_SWITCHES[subcommand](cache))[:-1]
-    if subcommand == b"conns":
-        return statLines(connectionStats(cache))
     raise UnknownCommand()
+
+
+def resetStats(cache: Cache) -> None:
+    """
+    C{stats reset}: zero the counters, in every protocol.
+    """
+    cache.stats.reset()
+    cache.store.stats.reset()
+    cache.prefixStats.clear()
 
 
 def slabsAutomove(request: classic.SlabsAutomoveRequest, cache: Cache) -> Lines:
@@ -131,3 +133,13 @@ def connectionStats(cache: Cache) -> list[tuple[str, object]]:
         report = connection.connectionReport(now, connection is cache.currentConnection)
         pairs += [(prefix + name, value) for name, value in report]
     return pairs
+
+
+# The C{stats} groups every protocol serves alike, by name.
+STAT_GROUPS: dict[bytes, Callable[[Cache], list[tuple[str, object]]]] = {
+    b"settings": settingsStats,
+    b"items": itemStats,
+    b"slabs": slabStats,
+    b"sizes": sizesStats,
+    b"conns": connectionStats,
+}

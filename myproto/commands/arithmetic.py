@@ -75,6 +75,20 @@ def addDelta(
     return STORED, item, digits
 
 
+def createCounter(cache: Cache, key: bytes, initial: int, expires: float) -> tuple[Item | None, bytes]:
+    """
+    Create the counter a miss asks for (C{ma N}, a binary INCREMENT or
+    DECREMENT with an expiration), as memcached does: stored whatever was
+    there, and not counted as a set.
+
+    @param expires: absolute clock seconds, or 0.0 for never.
+    @return: the new item (L{None} when there is no memory for it) and its
+        digits.
+    """
+    digits = b"%d" % (initial,)
+    return cache.store.put(key, digits, 0, expires), digits
+
+
 def countMiss(cache: Cache, increment: bool) -> None:
     """
     Count a counter not found, as the protocol does when it creates none.
@@ -116,8 +130,7 @@ def metaArithmetic(request: meta.MetaArithmeticRequest, cache: Cache) -> Lines:
         if flags.vivifyTtl is None:
             countMiss(cache, increment)
         else:
-            digits = b"%d" % (flags.initial,)
-            item = cache.store.put(flags.key, digits, 0, 0.0)
+            item, digits = createCounter(cache, flags.key, flags.initial, 0.0)
             if item is None:
                 raise ServerError(meta.VIVIFY_OUT_OF_MEMORY)
             created = True

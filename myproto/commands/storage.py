@@ -36,7 +36,9 @@ PREPEND = b"prepend"
 CAS = b"cas"
 
 
-def admitItem(cache: Cache, key: bytes, size: int, flags: int, mode: bytes, dropOld: bool) -> None:
+def admitItem(
+    cache: Cache, key: bytes, size: int, flags: int, mode: bytes, dropOld: bool, count: bool = True
+) -> None:
     """
     Check, before its data block is read, that an item can be stored.
 
@@ -45,6 +47,8 @@ def admitItem(cache: Cache, key: bytes, size: int, flags: int, mode: bytes, drop
     @param dropOld: whether a refusal removes the key's current item, so
         that a stale value does not outlive a failed update (memcached does
         so for a classic C{set} and for every C{ms}).
+    @param count: whether a refusal counts in C{store_too_large} (memcached's
+        binary protocol does not count it).
     @raise ServerError: when it is too large; the caller swallows the data
         block.
     """
@@ -52,7 +56,8 @@ def admitItem(cache: Cache, key: bytes, size: int, flags: int, mode: bytes, drop
         return
     if cache.watching is not None:
         cache.watching.itemStored(key, TOO_LARGE, mode, 0, 0)
-    cache.stats.storeTooLarge += 1
+    if count:
+        cache.stats.storeTooLarge += 1
     if dropOld:
         cache.store.delete(key)
     raise ServerError(classic.TOO_LARGE)

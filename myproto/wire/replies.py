@@ -4,14 +4,15 @@ One result, several renderings.
 The commands carry out each semantic once and say what happened as an
 L{Outcome}, the way memcached's C{store_item} returns one C{store_item_type}
 for every protocol.  The tables here give the words each protocol uses for
-it: the classic reply line, the meta code, and the status C{watch} logs.
+it: the classic reply line, the meta code, the binary status, and the
+status C{watch} logs.
 """
 
 from __future__ import annotations
 
 from enum import Enum, auto
 
-from myproto.wire import classic, meta
+from myproto.wire import binary, classic, meta
 
 
 class Outcome(Enum):
@@ -60,6 +61,20 @@ META = {
     NOT_FOUND: meta.NOT_FOUND,
     DELETED: meta.HEADER,
     TOUCHED: meta.HEADER,
+}
+
+# The binary protocol's status codes.  memcached words a refusal by
+# command: C{ADD} finds the key there, C{REPLACE} finds it missing, and
+# only the others say "not stored" (see L{binaryStatus}).
+BINARY = {
+    STORED: binary.SUCCESS,
+    NOT_STORED: binary.NOT_STORED,
+    EXISTS: binary.KEY_EEXISTS,
+    NOT_FOUND: binary.KEY_ENOENT,
+    DELETED: binary.SUCCESS,
+    TOUCHED: binary.SUCCESS,
+    TOO_LARGE: binary.E2BIG,
+    NO_MEMORY: binary.ENOMEM,
 }
 
 # The C{status} of memcached's C{item_store} log line (C{watch mutations}).
