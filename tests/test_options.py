@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -310,6 +311,17 @@ class ProcessOptionTests(SynchronousTestCase):
         text = "\n".join(notes)
         for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "SASL", "-t 2"]:
             self.assertIn(word, text)
+
+    def test_testSuiteAdditions(self) -> None:
+        """
+        What memcached's own test harness adds to every command line,
+        C{-o relaxed_privileges} and (as root) C{-u root}, is accepted and
+        noted, as memcached accepts it: staying the same user changes
+        nothing.
+        """
+        user = pwd.getpwuid(os.getuid()).pw_name
+        options = parse("-o", "relaxed_privileges", "-u", user)
+        self.assertEqual(options["ignored"], ["-o relaxed_privileges", "-u " + user])
 
     def test_binaryProtocolIsServed(self) -> None:
         """
