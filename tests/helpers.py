@@ -423,3 +423,39 @@ def binaryFrames(data: bytes) -> tuple[list[tuple[tuple[int, ...], bytes]], byte
         frames.append((fields, data[position + BINARY_HEADER.size : end]))
         position = end
     return frames, data[position:]
+
+
+# memcached 1.6.18's per-class "stats items" fields, in its order.
+MEMCACHED_ITEM_STATS = """
+number number_hot number_warm number_cold age_hot age_warm age mem_requested
+evicted evicted_nonzero evicted_time outofmemory tailrepairs reclaimed
+expired_unfetched evicted_unfetched evicted_active crawler_reclaimed
+crawler_items_checked lrutail_reflocked moves_to_cold moves_to_warm
+moves_within_lru direct_reclaims hits_to_hot hits_to_warm hits_to_cold
+hits_to_temp
+""".split()
+
+# memcached 1.6.18's per-class "stats slabs" fields, in its order, then the
+# totals.
+MEMCACHED_SLAB_STATS = """
+chunk_size chunks_per_page total_pages total_chunks used_chunks free_chunks
+free_chunks_end get_hits cmd_set delete_hits incr_hits decr_hits cas_hits
+cas_badval touch_hits
+""".split()
+MEMCACHED_SLAB_TOTALS = ["active_slabs", "total_malloced"]
+
+
+def statNames(reply: bytes) -> list[str]:
+    """
+    @return: the names of the C{STAT} lines of a reply, in order, checking
+        that every line is a C{STAT name value} line and that C{END} ends it.
+    """
+    lines = reply.split(b"\r\n")
+    check.assertEqual(lines[-2:], [b"END", b""], reply[-50:])
+    names = []
+    for line in lines[:-2]:
+        match = re.fullmatch(rb"STAT ([a-z0-9_:]+) ([^ \r\n]+)", line)
+        if match is None:
+            raise AssertionError("not a STAT line: {!r}".format(line))
+        names.append(match.group(1).decode("ascii"))
+    return names

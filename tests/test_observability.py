@@ -261,7 +261,7 @@ class StatsSettingsTests(SynchronousTestCase):
         self.assertEqual(stats["tcp_backlog"], "1024")
         self.assertEqual(stats["domain_socket"], "run/m:1.sock")
         self.assertEqual(stats["umask"], "600")
-        self.assertEqual(stats["binding_protocol"], "ascii")
+        self.assertEqual(stats["binding_protocol"], "auto-negotiate")
         self.assertEqual(stats["dump_enabled"], "yes")
 
     def test_noTCP(self) -> None:

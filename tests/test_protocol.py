@@ -26,12 +26,15 @@ from myproto.protocol import CacheServerFactory, CacheServerProtocol
 from myproto.store import MemoryStore
 from tests.helpers import (
     MEMCACHED_GENERAL_STATS,
+    MEMCACHED_ITEM_STATS,
     MEMCACHED_SETTINGS,
+    MEMCACHED_SLAB_STATS,
+    MEMCACHED_SLAB_TOTALS,
     START,
     Client,
     Server,
-    check,
     parseStats,
+    statNames,
 )
 
 THIRTY_DAYS = 60 * 60 * 24 * 30
@@ -2022,42 +2025,6 @@ decr_misses cas_hits cas_misses cas_badval touch_hits touch_misses bytes_read
 bytes_written limit_maxbytes curr_items total_items bytes evictions
 expired_unfetched evicted_unfetched reclaimed threads
 """.split()
-
-# memcached 1.6.18's per-class "stats items" fields, in its order.
-MEMCACHED_ITEM_STATS = """
-number number_hot number_warm number_cold age_hot age_warm age mem_requested
-evicted evicted_nonzero evicted_time outofmemory tailrepairs reclaimed
-expired_unfetched evicted_unfetched evicted_active crawler_reclaimed
-crawler_items_checked lrutail_reflocked moves_to_cold moves_to_warm
-moves_within_lru direct_reclaims hits_to_hot hits_to_warm hits_to_cold
-hits_to_temp
-""".split()
-
-# memcached 1.6.18's per-class "stats slabs" fields, in its order, then the
-# totals.
-MEMCACHED_SLAB_STATS = """
-chunk_size chunks_per_page total_pages total_chunks used_chunks free_chunks
-free_chunks_end get_hits cmd_set delete_hits incr_hits decr_hits cas_hits
-cas_badval touch_hits
-""".split()
-MEMCACHED_SLAB_TOTALS = ["active_slabs", "total_malloced"]
-
-
-def statNames(reply: bytes) -> list[str]:
-    """
-    @return: the names of the C{STAT} lines of a reply, in order, checking
-        that every line is a C{STAT name value} line and that C{END} ends it.
-    """
-    lines = reply.split(b"\r\n")
-    check.assertEqual(lines[-2:], [b"END", b""], reply[-50:])
-    names = []
-    for line in lines[:-2]:
-        match = re.fullmatch(rb"STAT ([a-z0-9_:]+) ([^ \r\n]+)", line)
-        if match is None:
-            raise AssertionError("not a STAT line: {!r}".format(line))
-        names.append(match.group(1).decode("ascii"))
-    return names
-
 
 class StatsTests(ProtocolTestCase):
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.config import ServerSettings
-from tests.test_protocol import (
+from tests.helpers import (
     MEMCACHED_GENERAL_STATS,
     MEMCACHED_ITEM_STATS,
     MEMCACHED_SETTINGS,

@@ -66,8 +66,6 @@ BY_TYPE: dict[bytes, dict[bytes, str]] = {
         b"tcpport": "each server its own port",
         b"num_threads": "myproto serves on one thread, memcached on 4 by default",
         b"num_threads_per_udp": "follows num_threads",
-        b"tcp_backlog": "Twisted's default backlog (50) until myproto's default is 1024",
-        b"binding_protocol": "myproto speaks the text protocol only",
     },
     b"stats sizes": {},
     b"stats slabs": {
@@ -256,7 +254,7 @@ class StatsDifferentialTests(TestCase):
         Every name allowed to differ is one memcached reports, so the list
         cannot hide a typo.
         """
-        from tests.test_protocol import (
+        from tests.helpers import (
             MEMCACHED_GENERAL_STATS,
             MEMCACHED_ITEM_STATS,
             MEMCACHED_SETTINGS,

@@ -34,6 +34,9 @@ EVENT_LIBRARY = "twisted"
 HASH_POWER_LEVEL = 16
 HASH_BYTES = 8 * 2**HASH_POWER_LEVEL
 
+# How memcached names each -B choice in stats settings.
+_BINDING_PROTOCOLS = {"ascii": "ascii", "binary": "binary", "auto": "auto-negotiate"}
+
 # Settings whose options (memcached's flag in brackets) are accepted but do
 # not act here: the values in effect, memcached's defaults.
 GROWTH_FACTOR = 1.25  # -f
@@ -270,7 +273,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("reqs_per_event", REQUESTS_PER_EVENT),
         ("cas_enabled", _yes(settings.useCas)),
         ("tcp_backlog", listening.backlog if tcp else settings.listenBacklog),
-        ("binding_protocol", "ascii"),
+        ("binding_protocol", _BINDING_PROTOCOLS[settings.protocol]),
         ("auth_enabled_sasl", "no"),
         ("auth_enabled_ascii", "no" if settings.credentials is None else "yes"),
         ("item_size_max", cache.store.maxItemSize),
