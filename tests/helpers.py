@@ -102,7 +102,11 @@ class Server:
     """
     A store, a clock and the real factory, as C{makeService} puts them
     together.
+
+    @cvar clientType: what L{connect} wraps each connection in.
     """
+
+    clientType = Client
 
     def __init__(self, settings: ServerSettings | None = None, clock: Clock | None = None) -> None:
         if settings is None:
@@ -128,7 +132,7 @@ class Server:
         protocol = self.factory.buildProtocol(address)
         transport = StringTransport(peerAddress=address)
         protocol.makeConnection(transport)
-        return Client(protocol, transport)
+        return self.clientType(protocol, transport)
 
     def stats(self, *arguments: bytes) -> dict[str, str]:
         """
@@ -364,6 +368,30 @@ def receiveUntil(
 # length, data type, vbucket (or status), body length, opaque, CAS.  Written
 # here from memcached's protocol_binary.h, not taken from myproto.
 BINARY_HEADER = struct.Struct(">BBHBBHIIQ")
+
+
+# The extras of binary requests.
+
+
+def storage(flags: int = 0, exptime: int = 0) -> bytes:
+    """
+    @return: the extras of SET, ADD and REPLACE.
+    """
+    return struct.pack(">II", flags, exptime)
+
+
+def counter(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
+    """
+    @return: the extras of INCREMENT and DECREMENT.
+    """
+    return struct.pack(">QQI", delta, initial, exptime)
+
+
+def expiration(exptime: int) -> bytes:
+    """
+    @return: the extras of FLUSH, TOUCH and GAT.
+    """
+    return struct.pack(">I", exptime)
 
 
 def binaryRequest(

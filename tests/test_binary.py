@@ -16,7 +16,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.config import ServerSettings
 from myproto.wire import binary as B
-from tests.helpers import Client, Server, binaryRequest, binaryResponse
+from tests.helpers import (
+    Client,
+    Server,
+    binaryRequest,
+    binaryResponse,
+    counter,
+    expiration,
+    storage,
+)
 
 NOT_FOUND = b"Not found"
 EXISTS = b"Data exists for key."
@@ -25,18 +33,6 @@ INVALID = b"Invalid arguments"
 UNKNOWN = b"Unknown command"
 TOO_LARGE = b"Too large."
 NON_NUMERIC = b"Non-numeric server-side value for incr or decr"
-
-
-def storage(flags: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack(">II", flags, exptime)
-
-
-def counter(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack(">QQI", delta, initial, exptime)
-
-
-def expiration(exptime: int) -> bytes:
-    return struct.pack(">I", exptime)
 
 
 def flagsOf(flags: int) -> bytes:

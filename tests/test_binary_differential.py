@@ -16,14 +16,13 @@ L{WHOLE_ONLY} for the few sent whole only).
 from __future__ import annotations
 
 import random
-import struct
 from typing import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from myproto.wire import binary as B
-from tests.helpers import binaryFrames, binaryRequest
+from tests.helpers import binaryFrames, binaryRequest, counter, expiration, storage
 from tests.reference import Part, WaitUntil, exchange, listenMyproto, startMemcached
 
 HOST = "127.0.0.1"
@@ -72,18 +71,6 @@ def withCas(make: Callable[[int], bytes]) -> Callable[[bytes], bytes]:
         received.
     """
     return lambda received: make(lastCas(received))
-
-
-def storage(flags: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack(">II", flags, exptime)
-
-
-def counter(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack(">QQI", delta, initial, exptime)
-
-
-def expiration(exptime: int) -> bytes:
-    return struct.pack(">I", exptime)
 
 
 SET = binaryRequest(B.SET, b"k", storage(7), b"abc", opaque=1)

@@ -34,17 +34,14 @@ from hypothesis.stateful import (
 )
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.config import ServerSettings
 from myproto.connection import REPLY_BATCH_LIMIT, ReaderState
-from myproto.protocol import CacheServerFactory
-from myproto.store import MemoryStore
 from myproto.wire import classic
+from tests import helpers
 from tests.helpers import Client, FillingTransport, check
 
 # A plausible wall-clock start, so that absolute exptimes look like unix times.
@@ -120,37 +117,19 @@ class Connection(Client):
         return self.protocol.connection.bufferedBytes
 
 
-class Server:
+class Server(helpers.Server):
     """
-    A store, a clock and the real factory, as C{makeService} puts them
-    together.
+    The shared in-memory server, whose connections stop delivering at close
+    and can authenticate as they open.
     """
 
-    def __init__(self, settings: ServerSettings | None = None) -> None:
-        if settings is None:
-            settings = ServerSettings()
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.settings = settings
-        self.store = MemoryStore(
-            self.clock,
-            maxBytes=settings.memoryLimit,
-            maxItemSize=settings.maxItemSize,
-            useCas=settings.useCas,
-        )
-        self.factory = CacheServerFactory(self.store, self.clock, settings)
-        self._port = 40000
+    clientType = Connection
 
-    def connect(self, authenticate: bool = False) -> Connection:
-        self._port += 1
-        address = IPv4Address("TCP", "127.0.0.1", self._port)
-        protocol = self.factory.buildProtocol(address)
-        transport = StringTransport(peerAddress=address)
-        protocol.makeConnection(transport)
-        connection = Connection(protocol, transport)
+    def connect(self, authenticate: bool = False) -> Connection:  # type: ignore[override]
+        connection = super().connect()
         if authenticate and self.settings.credentials is not None:
             check.assertEqual(connection.send(b"set auth 0 0 3\r\nu p\r\n"), b"STORED\r\n")
-        return connection
+        return connection  # type: ignore[return-value]
 
 
 def splitAt(data: bytes, cuts: Iterable[int]) -> list[bytes]:
