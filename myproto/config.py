@@ -178,6 +178,8 @@ class ServerSettings:
         finish their current requests.
     @ivar metrics: the endpoint description to serve Prometheus metrics on,
         or L{None} for none.
+    @ivar dashboardValues: whether the dashboard's key browser shows values
+        (C{--dashboard-values}).
     @ivar listenBacklog: the listen backlog of each endpoint whose
         description gives none (memcached's C{-b}).
     @ivar unixMask: the permission bits of each Unix socket whose
@@ -221,6 +223,7 @@ class ServerSettings:
     snapshotInterval: float = 300.0
     drainTimeout: float = 5.0
     metrics: str | None = None
+    dashboardValues: bool = False
     listenBacklog: int = DEFAULT_BACKLOG
     unixMask: int = DEFAULT_UNIX_MODE
     udpPort: int = 0

@@ -332,6 +332,7 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         snapshotPath=config.get("snapshot") or None,
         snapshotInterval=snapshotInterval,
         metrics=config.get("metrics") or None,
+        dashboardValues=bool(config.get("dashboard-values", False)),
         listenBacklog=backlog,
         unixMask=parseMask(mask) if isinstance(mask, str) else int(mask),
         udpPort=int(config.get("udp-port", 0)),
@@ -391,6 +392,7 @@ class Options(usage.Options):
         ["disable-flush-all", "F", "Disable the flush_all command (memcached -F)."],
         ["disable-dumping", "X", "Disable stats cachedump and lru_crawler metadump (memcached -X)."],
         ["disable-watch", "W", "Disable the watch commands (memcached -W)."],
+        ["dashboard-values", None, "Let the --metrics dashboard's key browser show values (they may be secrets)."],
         ["enable-ssl", "Z", "Serve TLS on the TCP listeners; see -o ssl_* (memcached -Z)."],
         ["daemon", "d", "Run as a daemon: only under twistd, which does it unless -n."],
         ["enable-coredumps", "r", "Accepted and ignored (memcached -r)."],
@@ -484,8 +486,9 @@ class Options(usage.Options):
             "metrics",
             None,
             None,
-            "Serve Prometheus metrics at /metrics on this endpoint, e.g."
-            " tcp:9150:interface=127.0.0.1 (default: none).",
+            "Serve Prometheus metrics at /metrics and the live dashboard at / on"
+            " this endpoint, e.g. tcp:9150 (loopback unless it names an interface;"
+            " default: none).",
         ],
     ]
 

@@ -28,7 +28,7 @@ from twisted.python.filepath import FilePath
 
 from myproto.config import ServerSettings
 from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
-from myproto.metrics import metricsService
+from myproto.dashboard import dashboardService
 from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
 from myproto.store import MemoryStore
@@ -254,7 +254,7 @@ def buildServer(
         _timer(SUMMARY_INTERVAL, EvictionSummary(store).report, reactor, EVICTIONS_NAME),
     ]
     if settings.metrics is not None:
-        metrics = metricsService(settings.metrics, factory.cache, reactor)
+        metrics = dashboardService(settings.metrics, factory.cache, settings, reactor)
         running.append(_named(metrics, METRICS_NAME))
     listeners = [
         strports.service(description, factory, reactor=reactor)

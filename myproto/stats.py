@@ -4,6 +4,8 @@ Server-wide counters, named after the memcached statistics they feed.
 
 from __future__ import annotations
 
+import heapq
+
 
 class ServerStats:
     """
@@ -177,6 +179,14 @@ class PrefixStats:
 
     def clear(self) -> None:
         self._counts.clear()
+
+    def top(self, limit: int) -> list[tuple[bytes, list[int]]]:
+        """
+        @return: the C{limit} busiest prefixes (by gets and sets), each with
+            its counts of gets, hits, sets and deletes.
+        """
+        busiest = heapq.nlargest(limit, self._counts.items(), key=lambda pair: pair[1][0] + pair[1][2])
+        return [(prefix, list(counts)) for prefix, counts in busiest]
 
     def dump(self) -> list[bytes]:
         """
