@@ -11,7 +11,8 @@ a page at C{/} and its JSON at C{/api/...}, with twisted.web.
                           URI-encoded as the key browser gives it
 
 Everything is read-only.  Searches walk the items one batch per reactor turn
-(L{myproto.browse.KeySearch}), as does the slab-class size count, through a
+(L{myproto.browse.KeySearch}), as does the slab-class size count (every few
+seconds while the page is open), through a
 L{Cooperator} that runs one step per turn, so a large cache never stalls the
 clients.  With C{-Y} the page and API ask for HTTP Basic authentication
 against the same users (failures are counted in C{auth_errors} and logged);
@@ -65,10 +66,11 @@ PAGE_FILE = "dashboard.html"
 JSON_TYPE = b"application/json; charset=utf-8"
 REALM = b"myproto"
 
-# Seconds between two samples of the counters, and two counts of the item
-# sizes (a walk of every item, so less often).
+# Seconds between two samples of the counters.  The item sizes are counted
+# by a walk of every item, so less often, and only while someone looks: an
+# overview older than this starts a new count.
 SAMPLE_INTERVAL = 1.0
-SIZES_INTERVAL = 10.0
+SIZES_INTERVAL = 5.0
 
 # A new search for page 0 reuses a walk this recent; later pages reuse one
 # this old, so paging through a large result does not walk again.
@@ -179,31 +181,30 @@ class Dashboard:
         ] = {}
         self._sampling = LoopingCall(self.sampler.sample)
         self._sampling.clock = reactor
-        self._sizing = LoopingCall(self.countSizes)
-        self._sizing.clock = reactor
         self._sizeWalk: Optional[Deferred[Any]] = None
 
     def start(self) -> None:
         """
-        Sample the counters every second, and count sizes now and then.
+        Sample the counters every second.
         """
         self._sampling.start(SAMPLE_INTERVAL)
-        self._sizing.start(SIZES_INTERVAL)
 
     def stop(self) -> None:
         """
         Stop the timers and any walk.
         """
-        for call in (self._sampling, self._sizing):
-            if call.running:
-                call.stop()
+        if self._sampling.running:
+            self._sampling.stop()
         self.cooperator.stop()
 
     def countSizes(self) -> None:
         """
-        Start a walk counting items per slab class, unless one runs.
+        Start a walk counting items per slab class, unless one runs or the
+        last count is recent.
         """
-        if self._sizeWalk is None:
+        sampler = self.sampler
+        recent = sampler.sizes is not None and self.reactor.seconds() - sampler.sizesAt < SIZES_INTERVAL
+        if self._sizeWalk is None and not recent:
             done = self.cooperator.cooperate(self.sampler.sizeWalk()).whenDone()
             self._sizeWalk = done
 
@@ -299,6 +300,7 @@ class OverviewResource(_Leaf):
     def answer(self, request: Request, given: dict[str, bytes]) -> bytes:
         history = number(given.get("history"), "history", HISTORY, HISTORY)
         dashboard = self.dashboard
+        dashboard.countSizes()
         return writeJSON(request, overview(dashboard.sampler, history, dashboard.showValues))
 
 

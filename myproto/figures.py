@@ -8,7 +8,8 @@ told to L{Sampler.sample} once a second by the web layer
 which come the commands per second by kind and the hit ratios, and the last
 minute of the per-command latency histograms (L{myproto.metrics}), from
 which come the percentiles.  Item sizes per slab class come from a walk of
-the items, one batch per step (L{SizeWalk}), run every few seconds.
+the items, one batch per step (L{SizeWalk}), run every few seconds while
+someone looks.
 """
 
 from __future__ import annotations

@@ -278,13 +278,12 @@ class OverviewTests(SynchronousTestCase):
     def test_sizes(self) -> None:
         """
         Items are counted per slab class, by a walk that takes one batch per
-        reactor turn, started now and every ten seconds.
+        reactor turn, started by an overview when the last count is more
+        than a few seconds old.
         """
         page = Page()
         page.fill([b"small%d" % (i,) for i in range(6000)])
         page.fill([b"big%d" % (i,) for i in range(10)], value=b"x" * 1000)
-        page.dashboard.start()
-        self.addCleanup(page.dashboard.stop)
         self.assertIsNone(page.get(b"/api/overview", run=False).json()["sizes"]["classes"])
         self.assertEqual(page.runWalks(), 3)
         classes = page.get(b"/api/overview").json()["sizes"]["classes"]
@@ -298,6 +297,13 @@ class OverviewTests(SynchronousTestCase):
                 {"class": bigClass, "chunk": SLAB_SIZES[bigClass - 1], "items": 10, "bytes": 10 * big},
             ],
         )
+        page.fill([b"more"])
+        page.clock.advance(dashboard.SIZES_INTERVAL - 1)
+        page.get(b"/api/overview")
+        self.assertEqual(page.get(b"/api/overview").json()["sizes"]["classes"][0]["items"], 6000)
+        page.clock.advance(1)
+        page.get(b"/api/overview")
+        self.assertEqual(page.get(b"/api/overview").json()["sizes"]["classes"][0]["items"], 6001)
 
     def test_prefixes(self) -> None:
         """

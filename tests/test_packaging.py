@@ -134,6 +134,15 @@ class InstalledPackageTests(SynchronousTestCase):
                 "{} imported from {}, not the installed copy".format(name, files[name]),
             )
 
+    def test_dashboardPageShipped(self) -> None:
+        """
+        The dashboard's page, a data file of the package, is installed
+        beside the modules, as the source has it.
+        """
+        page = self.target.descendant(["myproto", "dashboard.html"])
+        self.assertTrue(page.exists(), "myproto/dashboard.html is not installed")
+        self.assertEqual(page.getContent(), ROOT.descendant(["myproto", "dashboard.html"]).getContent())
+
     def test_pluginsDirectoryStaysANamespace(self) -> None:
         """
         Neither C{twisted/__init__.py} nor C{twisted/plugins/__init__.py} is
