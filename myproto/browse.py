@@ -33,8 +33,8 @@ PAGE_SIZE = 100
 
 # Items examined, and sorted matches merged, per step: each step stays
 # around a millisecond (see bench/dashboard_browse.py).
-WALK_BATCH = 2000
-MERGE_BATCH = 5000
+WALK_BATCH = 1000
+MERGE_BATCH = 2000
 
 # The longest value shown; the rest is cut.
 VALUE_LIMIT = 4096
@@ -81,6 +81,8 @@ class KeySearch:
         # the copy is as fresh as the walk.
         items = self._cache.store.allItems()
         self.total = len(items)
+        # The copy takes a few milliseconds of a large cache: a step alone.
+        yield None
         find = self._cache.store.find
         query = self.query
         prefix = self.mode == PREFIX

@@ -35,7 +35,7 @@ LATENCY_WINDOW = 60
 RATIO_WINDOWS = (60, 300)
 
 # Items counted per step of a L{SizeWalk}.
-SIZE_BATCH = 5000
+SIZE_BATCH = 2000
 
 # The busiest key prefixes shown (with C{stats detail on}).
 TOP_PREFIXES = 10
@@ -288,6 +288,7 @@ class SizeWalk:
 
     def _walk(self) -> Iterator[None]:
         items = self._cache.store.allItems()
+        yield None
         counts = [0] * len(SLAB_SIZES)
         sizes = [0] * len(SLAB_SIZES)
         last = len(SLAB_SIZES) - 1

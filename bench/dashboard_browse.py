@@ -1,0 +1,184 @@
+"""
+How long a client waits for a get while the dashboard's key browser walks
+the whole cache.
+
+Starts myproto with --metrics on free 127.0.0.1 ports, stores N items
+(default 100,000 of 100 bytes), then, for a fixed time each, sends gets one
+at a time and times every reply: first with nobody browsing, then while
+another thread asks /api/keys for a new substring search (a walk of every
+item) again and again, and /api/overview once a second as the open page does
+(which counts item sizes by slab class, another walk, every few seconds).
+Prints the gets' latency percentiles for both phases, and how long a search
+of every item takes.
+
+    python bench/dashboard_browse.py [--items 100000] [--seconds 10]
+
+Bounded: each phase stops after --seconds, and the server is stopped at the
+end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def freePort() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def waitForPort(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def readUntil(connection: socket.socket, end: bytes) -> bytes:
+    received = b""
+    while not received.endswith(end):
+        chunk = connection.recv(1 << 20)
+        if not chunk:
+            raise SystemExit("server closed the connection")
+        received += chunk
+    return received
+
+
+def fill(port: int, items: int) -> None:
+    value = b"v" * 100
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        batch = 5000
+        for start in range(0, items, batch):
+            request = b"".join(
+                b"set key:%08d 0 0 100 noreply\r\n%s\r\n" % (number, value)
+                for number in range(start, min(start + batch, items))
+            )
+            connection.sendall(request + b"mn\r\n")
+            readUntil(connection, b"MN\r\n")
+
+
+def gets(port: int, items: int, seconds: float) -> list[float]:
+    """
+    @return: the latency of each get, one at a time, for C{seconds}.
+    """
+    latencies = []
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stop = time.monotonic() + seconds
+        number = 0
+        while time.monotonic() < stop:
+            request = b"get key:%08d\r\n" % ((number * 7919) % items,)
+            sent = time.perf_counter()
+            connection.sendall(request)
+            readUntil(connection, b"END\r\n")
+            latencies.append(time.perf_counter() - sent)
+            number += 1
+    return latencies
+
+
+class Browser(threading.Thread):
+    """
+    Searches every item for a new substring, one search after another, and
+    asks for the overview once a second, until told to stop.
+    """
+
+    def __init__(self, web: int) -> None:
+        super().__init__(daemon=True)
+        self.web = web
+        self.stopped = threading.Event()
+        self.searches: list[tuple[float, int, int]] = []
+
+    def fetch(self, path: str) -> dict:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.web, path), timeout=60) as answer:
+            return json.load(answer)
+
+    def run(self) -> None:
+        number = 0
+        lastOverview = 0.0
+        while not self.stopped.is_set():
+            if time.monotonic() - lastOverview >= 1:
+                self.fetch("/api/overview?history=5")
+                lastOverview = time.monotonic()
+            # A query never asked before: a walk of every item.
+            started = time.perf_counter()
+            found = self.fetch("/api/keys?mode=substring&q=%d&page=%d" % (number, number % 3))
+            self.searches.append((time.perf_counter() - started, found["examined"], found["matches"]))
+            number += 1
+
+
+def report(label: str, latencies: list[float]) -> None:
+    latencies = sorted(latencies)
+    count = len(latencies)
+    print(
+        "%-16s %6d gets  median %.3f ms  p99 %.3f ms  p99.9 %.3f ms  longest %.3f ms"
+        % (
+            label,
+            count,
+            latencies[count // 2] * 1000,
+            latencies[int(count * 0.99)] * 1000,
+            latencies[int(count * 0.999)] * 1000,
+            latencies[-1] * 1000,
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    options = parser.parse_args()
+
+    port, web = freePort(), freePort()
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "myproto", "-m", "1024",
+         "--listen", "tcp:%d:interface=127.0.0.1" % (port,),
+         "--metrics", "tcp:%d:interface=127.0.0.1" % (web,)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        waitForPort(port, time.monotonic() + 30)
+        waitForPort(web, time.monotonic() + 30)
+        started = time.monotonic()
+        fill(port, options.items)
+        print("stored %d items in %.1fs" % (options.items, time.monotonic() - started))
+        quiet = gets(port, options.items, options.seconds)
+        browser = Browser(web)
+        browser.start()
+        busy = gets(port, options.items, options.seconds)
+        browser.stopped.set()
+        browser.join(120)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    report("nobody browsing", quiet)
+    report("while browsing", busy)
+    searches = sorted(seconds for seconds, _, _ in browser.searches)
+    if searches:
+        print(
+            "%d searches of %d items each; median %.0f ms, longest %.0f ms per search"
+            % (len(searches), browser.searches[0][1], searches[len(searches) // 2] * 1000,
+               searches[-1] * 1000)
+        )
+
+
+if __name__ == "__main__":
+    main()
