@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived, readBody
 from twisted.web.iweb import IPolicyForHTTPS
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
@@ -32,8 +32,7 @@ from myproto.config import ServerSettings
 from myproto.metrics import MetricsSite
 from myproto.service import METRICS_NAME
 from myproto.store import SLAB_SIZES, slabClass
-from tests.helpers import Server, parseStats
-from tests.test_mtls import Keys
+from tests.helpers import Server, parseStats, selfSignedFiles
 
 USERS = ((b"alice", b"s3cret"), (b"bob", b"hunter2"))
 
@@ -702,19 +701,30 @@ class LoopbackTests(TestCase):
     async def _mutualTLS(self) -> None:
         from twisted.internet import reactor
 
-        keys = Keys(FilePath(self.mktemp()))
+        directory = FilePath(self.mktemp())
+        serverKey, serverCert, serverPem = selfSignedFiles(directory.child("server"), "localhost")
+        clientKey, clientCert, clientPem = selfSignedFiles(directory.child("client"), "client1")
+        description = "mtls:0:interface=127.0.0.1:privateKey={}:certKey={}:caCerts={}".format(
+            *(quoteStringArgument(path.path) for path in (serverKey, serverCert, clientCert))
+        )
         server = Server()
         site = dashboard.dashboardSite(dashboard.Dashboard(server.factory.cache, reactor), None)
-        port = await serverFromString(reactor, keys.description()).listen(site)
+        port = await serverFromString(reactor, description).listen(site)
         self.addCleanup(port.stopListening)
         url = b"https://127.0.0.1:%d/api/overview?history=0" % (port.getHost().port,)
-        trusted = optionsForClientTLS("localhost", trustRoot=keys.ca.trustRoot(), clientCertificate=keys.client())
+        trustRoot = Certificate.loadPEM(serverPem)
+        client = PrivateCertificate.loadPEM(clientKey.getContent() + clientPem)
+        trusted = optionsForClientTLS("localhost", trustRoot=trustRoot, clientCertificate=client)
         response = await Agent(reactor, contextFactory=_ClientTLS(trusted)).request(b"GET", url)
         self.assertEqual(json.loads(await readBody(response))["stats"]["curr_items"], 0)
-        anonymous = optionsForClientTLS("localhost", trustRoot=keys.ca.trustRoot())
-        with self.assertRaises(Exception):
+        anonymous = optionsForClientTLS("localhost", trustRoot=trustRoot)
+        try:
             failed = await Agent(reactor, contextFactory=_ClientTLS(anonymous)).request(b"GET", url)
             await readBody(failed)
+        except (ResponseNeverReceived, ResponseFailed) as e:
+            self.assertIn("SSL", repr(e.reasons))
+        else:
+            self.fail("answered a client without a certificate")
 
 
 class EncodingTests(SynchronousTestCase):
