@@ -172,16 +172,19 @@ class Dashboard:
         self.sampler = Sampler(cache)
         # One step of one walk per reactor turn: each step is a batch of
         # items, and the clients' input is read between two.
-        self.cooperator = Cooperator(
-            terminationPredicateFactory=lambda: lambda: True,
-            scheduler=lambda work: reactor.callLater(0, work),
-        )
+        self.cooperator = self._cooperator()
         self._searches: dict[
             tuple[str, bytes], tuple[KeySearch, list[Deferred[KeySearch]], float]
         ] = {}
         self._sampling = LoopingCall(self.sampler.sample)
         self._sampling.clock = reactor
         self._sizeWalk: Optional[Deferred[Any]] = None
+
+    def _cooperator(self) -> Cooperator:
+        return Cooperator(
+            terminationPredicateFactory=lambda: lambda: True,
+            scheduler=lambda work: self.reactor.callLater(0, work),
+        )
 
     def start(self) -> None:
         """
@@ -196,6 +199,9 @@ class Dashboard:
         if self._sampling.running:
             self._sampling.stop()
         self.cooperator.stop()
+        # A stopped cooperator takes no more work: one for a restart.
+        self.cooperator = self._cooperator()
+        self._searches.clear()
 
     def countSizes(self) -> None:
         """
@@ -203,7 +209,8 @@ class Dashboard:
         last count is recent.
         """
         sampler = self.sampler
-        recent = sampler.sizes is not None and self.reactor.seconds() - sampler.sizesAt < SIZES_INTERVAL
+        age = self.reactor.seconds() - sampler.sizesAt
+        recent = sampler.sizes is not None and age < SIZES_INTERVAL
         if self._sizeWalk is None and not recent:
             done = self.cooperator.cooperate(self.sampler.sizeWalk()).whenDone()
             self._sizeWalk = done
@@ -226,7 +233,9 @@ class Dashboard:
             if now - started > KEEP_SEARCH:
                 del self._searches[key]
         found = self._searches.get((mode, query))
-        if found is None or (page == 0 and now - found[2] > FRESH_SEARCH):
+        if found is None or (
+            page == 0 and found[0].keys is not None and now - found[2] > FRESH_SEARCH
+        ):
             found = self._startSearch(query, mode, now)
         search, waiters, _ = found
         if search.keys is not None:
@@ -235,7 +244,9 @@ class Dashboard:
         waiters.append(waiting)
         return waiting
 
-    def _startSearch(self, query: bytes, mode: str, now: float) -> tuple[KeySearch, list[Deferred[KeySearch]], float]:
+    def _startSearch(
+        self, query: bytes, mode: str, now: float
+    ) -> tuple[KeySearch, list[Deferred[KeySearch]], float]:
         if sum(1 for entry in self._searches.values() if entry[0].keys is None) >= MAX_SEARCHES:
             raise _Busy()
         while len(self._searches) >= MAX_SEARCHES * 2:
@@ -505,7 +516,9 @@ class DashboardSite(MetricsSite):
     displayTracebacks = False
 
 
-def dashboardSite(dashboard: Dashboard, credentials: Optional[tuple[tuple[bytes, bytes], ...]]) -> DashboardSite:
+def dashboardSite(
+    dashboard: Dashboard, credentials: Optional[tuple[tuple[bytes, bytes], ...]]
+) -> DashboardSite:
     """
     @return: the site serving C{/metrics}, C{/} and C{/api/} for a
         dashboard's cache, whose commands are timed from now on.

@@ -428,6 +428,33 @@ class KeysTests(SynchronousTestCase):
         self.page.clock.advance(dashboard.FRESH_SEARCH + 1)
         self.assertEqual(self.page.get(b"/api/keys", q=b"user").json()["matches"], 251)
 
+    def test_runningSearchReused(self) -> None:
+        """
+        A search asked for again while its walk runs waits for that walk,
+        however long it takes.
+        """
+        self.page.get(b"/api/keys", q=b"user", run=False)
+        self.page.clock.advance(dashboard.FRESH_SEARCH + 1)
+        self.page.get(b"/api/keys", q=b"user", run=False)
+        # One walk: the copy, one batch, the end.
+        self.assertEqual(self.page.runWalks(), 3)
+
+    def test_stopped(self) -> None:
+        """
+        A search cut short by the service stopping answers 503; after a
+        restart, searches work again.
+        """
+        request = DummyRequest([b"api", b"keys"])
+        resource = getChildForRequest(self.page.site.resource, request)
+        resource.render(request)
+        self.page.dashboard.stop()
+        self.page.runWalks()
+        self.assertEqual(request.responseCode, 503)
+        self.assertEqual(json.loads(b"".join(request.written)), {"error": "search stopped"})
+        self.page.dashboard.start()
+        self.addCleanup(self.page.dashboard.stop)
+        self.assertEqual(self.page.get(b"/api/keys", q=b"user").json()["matches"], 250)
+
     def test_tooManySearches(self) -> None:
         """
         Beyond a few walks at once, a new search gets a 503.
