@@ -5,7 +5,7 @@ the whole cache.
 Starts myproto with --metrics on free 127.0.0.1 ports, stores N items
 (default 100,000 of 100 bytes), then, for a fixed time each, sends gets one
 at a time and times every reply: first with nobody browsing, then while
-another thread asks /api/keys for a new substring search (a walk of every
+another process asks /api/keys for a new substring search (a walk of every
 item) again and again, and /api/overview once a second as the open page does
 (which counts item sizes by slab class, another walk, every few seconds).
 Prints the gets' latency percentiles for both phases, and how long a search
@@ -24,12 +24,13 @@ import json
 import os
 import signal
 import socket
+import multiprocessing
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,34 +93,33 @@ def gets(port: int, items: int, seconds: float) -> list[float]:
     return latencies
 
 
-class Browser(threading.Thread):
+def browse(web: int, stop: Any, results: Any) -> None:
     """
-    Searches every item for a new substring, one search after another, and
-    asks for the overview once a second, until told to stop.
+    Search every item for a new substring, one search after another, and
+    ask for the overview once a second, until C{stop} is set; put each
+    search's (seconds, items examined) on C{results}, then L{None}.
+
+    Run in a process of its own, so that its parsing never holds the
+    interpreter lock the timed gets need.
     """
 
-    def __init__(self, web: int) -> None:
-        super().__init__(daemon=True)
-        self.web = web
-        self.stopped = threading.Event()
-        self.searches: list[tuple[float, int, int]] = []
+    def fetch(path: str) -> dict[str, Any]:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (web, path), timeout=60) as answer:
+            found: dict[str, Any] = json.load(answer)
+            return found
 
-    def fetch(self, path: str) -> dict:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.web, path), timeout=60) as answer:
-            return json.load(answer)
-
-    def run(self) -> None:
-        number = 0
-        lastOverview = 0.0
-        while not self.stopped.is_set():
-            if time.monotonic() - lastOverview >= 1:
-                self.fetch("/api/overview?history=5")
-                lastOverview = time.monotonic()
-            # A query never asked before: a walk of every item.
-            started = time.perf_counter()
-            found = self.fetch("/api/keys?mode=substring&q=%d&page=%d" % (number, number % 3))
-            self.searches.append((time.perf_counter() - started, found["examined"], found["matches"]))
-            number += 1
+    number = 0
+    lastOverview = 0.0
+    while not stop.is_set():
+        if time.monotonic() - lastOverview >= 1:
+            fetch("/api/overview?history=5")
+            lastOverview = time.monotonic()
+        # A query never asked before: a walk of every item.
+        started = time.perf_counter()
+        found = fetch("/api/keys?mode=substring&q=%d&page=%d" % (number, number % 3))
+        results.put((time.perf_counter() - started, found["examined"]))
+        number += 1
+    results.put(None)
 
 
 def report(label: str, latencies: list[float]) -> None:
@@ -161,22 +161,27 @@ def main() -> None:
         fill(port, options.items)
         print("stored %d items in %.1fs" % (options.items, time.monotonic() - started))
         quiet = gets(port, options.items, options.seconds)
-        browser = Browser(web)
+        stop = multiprocessing.Event()
+        results: Any = multiprocessing.Queue()
+        browser = multiprocessing.Process(target=browse, args=(web, stop, results), daemon=True)
         browser.start()
         busy = gets(port, options.items, options.seconds)
-        browser.stopped.set()
+        stop.set()
+        searches = []
+        for found in iter(lambda: results.get(timeout=120), None):
+            searches.append(found)
         browser.join(120)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     report("nobody browsing", quiet)
     report("while browsing", busy)
-    searches = sorted(seconds for seconds, _, _ in browser.searches)
-    if searches:
+    durations = sorted(seconds for seconds, _ in searches)
+    if durations:
         print(
             "%d searches of %d items each; median %.0f ms, longest %.0f ms per search"
-            % (len(searches), browser.searches[0][1], searches[len(searches) // 2] * 1000,
-               searches[-1] * 1000)
+            % (len(durations), searches[0][1], durations[len(durations) // 2] * 1000,
+               durations[-1] * 1000)
         )
 
 
