@@ -27,8 +27,8 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from myproto.config import ServerSettings
-from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
 from myproto.dashboard import dashboardService
+from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
 from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
 from myproto.store import MemoryStore
