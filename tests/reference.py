@@ -353,17 +353,20 @@ async def resetMemcached(server: MemcachedServer, reactor: Any = None) -> None:
 # myproto, served the same way.
 
 
-async def listenMyproto() -> tuple[int, Callable[[], Deferred[None]]]:
+async def listenMyproto(
+    settings: Optional[ServerSettings] = None,
+) -> tuple[int, Callable[[], Deferred[None]]]:
     """
     Serve a new myproto, with a new store, on a free loopback port.
 
+    @param settings: its settings; memcached's defaults if L{None}.
     @return: the port number, and a function that stops the server once
         every connection to it has closed.
     """
     from twisted.internet import reactor
 
     factory = WrappingFactory(
-        CacheServerFactory(MemoryStore(reactor), reactor, ServerSettings())
+        CacheServerFactory(MemoryStore(reactor), reactor, settings or ServerSettings())
     )
     port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
