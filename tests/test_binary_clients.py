@@ -26,8 +26,8 @@ from twisted.trial.unittest import TestCase
 
 from myproto.config import ServerSettings
 from tests.helpers import SetEnvironment
-from tests.reference import listenMyproto, startMemcached
-from tests.test_sasl_differential import memcachedSaslConfiguration
+from tests.readme import readmeExample
+from tests.reference import listenMyproto, memcachedSaslConfiguration, startMemcached
 
 # Both are in the test extra: without them these tests error, not skip.
 import bmemcached
@@ -378,3 +378,39 @@ class BmemcachedSaslMemcachedTests(BmemcachedSaslMixin, MemcachedServer, TestCas
     """
     The same against memcached with C{-S}.
     """
+
+
+class ReadmeExampleTests(MyprotoServer, TestCase):
+    """
+    The README's SASL client examples work as written, against myproto
+    with C{-S} and the user they name.
+    """
+
+    sasl = True
+
+    def runExample(self, name: str) -> Deferred[None]:
+        code = readmeExample(name).replace("11211", str(self.port))
+        printed: list[tuple[object, ...]] = []
+
+        def run() -> None:
+            namespace = {"print": lambda *values: printed.append(values)}
+            exec(compile(code, "README.md:" + name, "exec"), namespace)
+            namespace["client"].disconnect_all()  # type: ignore[attr-defined]
+
+        def check(_: object) -> None:
+            self.assertEqual(printed, [("hello",)])
+
+        return deferToThread(run).addCallback(check)
+
+    def test_pylibmc(self) -> Deferred[None]:
+        """
+        pylibmc in binary mode with SASL.
+        """
+        requireSystemLibmemcached()
+        return self.runExample("pylibmc-sasl")
+
+    def test_bmemcached(self) -> Deferred[None]:
+        """
+        python-binary-memcached with SASL.
+        """
+        return self.runExample("bmemcached-sasl")

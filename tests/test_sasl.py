@@ -16,11 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.auth import checkPlain
 from myproto.config import ServerSettings
-from myproto.tap import startupNotes
+from myproto.tap import Options, startupNotes
 from myproto.wire import binary as B
 from tests.helpers import Server, binaryRequest, binaryResponse, parseStats, storage
-from tests.test_binary import BinaryTestCase
-from tests.test_options import parse
 
 USERS = ((b"alice", b"s3cret"), (b"bob", b"hunter2"))
 GOOD = b"\0alice\0s3cret"
@@ -78,25 +76,64 @@ class PlainTests(SynchronousTestCase):
             self.assertFalse(checkPlain(USERS, message)[0], message)
 
 
-class SaslTestCase(BinaryTestCase):
+def parse(*arguments: str) -> Options:
     """
-    A server with C{-S} and two users.
+    Parse a command line as C{twistd myproto} does.
+    """
+    options = Options()
+    options.parseOptions(list(arguments))
+    return options
+
+
+class SaslTestCase(SynchronousTestCase):
+    """
+    A server with C{-S} and two users, and helpers that feed a stream
+    several ways.
     """
 
     settings = ServerSettings(saslCredentials=USERS, protocol="binary")
+
+    def setUp(self) -> None:
+        self.server = Server(self.settings)
+        self.client = self.server.connect()
+
+    def exchange(self, stream: bytes) -> bytes:
+        """
+        Send C{stream} on the test's connection, in one read.
+        """
+        return self.client.send(stream)
+
+    def assertEveryWay(self, stream: bytes, expected: bytes, closes: bool = False) -> None:
+        """
+        Fed whole, and one byte at a time, each on a fresh server, C{stream}
+        gets C{expected}; the connection closes after it if C{closes}.
+        """
+        whole = Server(self.settings).connect()
+        self.assertEqual(whole.send(stream), expected)
+        self.assertEqual(whole.closed, closes)
+        self.assertInPieces(stream, expected, closes, [1] * len(stream))
 
     def assertPipelined(self, stream: bytes, expected: bytes, closes: bool = False) -> None:
         """
         As L{assertEveryWay}, and also split at every request boundary.
         """
         self.assertEveryWay(stream, expected, closes)
+        sizes = []
+        position = 0
+        while position < len(stream):
+            sizes.append(B.HEADER_LENGTH + int.from_bytes(stream[position + 8 : position + 12], "big"))
+            position += sizes[-1]
+        self.assertInPieces(stream, expected, closes, sizes)
+
+    def assertInPieces(self, stream: bytes, expected: bytes, closes: bool, sizes: list[int]) -> None:
         client = Server(self.settings).connect()
         received = b""
         position = 0
-        while position < len(stream) and not client.closed:
-            length = B.HEADER_LENGTH + int.from_bytes(stream[position + 8 : position + 12], "big")
-            received += client.send(stream[position : position + length])
-            position += length
+        for size in sizes:
+            if client.closed:
+                break
+            received += client.send(stream[position : position + size])
+            position += size
         self.assertEqual(received, expected)
         self.assertEqual(client.closed, closes)
 

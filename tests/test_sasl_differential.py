@@ -17,8 +17,6 @@ answers with C{Auth failure.} and a hang-up: either way the server closes.
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 
 from twisted.internet.defer import Deferred
 from twisted.python.filepath import FilePath
@@ -27,8 +25,15 @@ from twisted.trial.unittest import TestCase
 from myproto.config import ServerSettings
 from myproto.wire import binary as B
 from tests.helpers import SetEnvironment, binaryFrames, binaryRequest, storage
-from tests.reference import Part, exchange, listenMyproto, startMemcached
-from tests.test_binary_differential import afterResponses, normalise
+from tests.reference import (
+    Part,
+    afterBinaryResponses,
+    exchange,
+    listenMyproto,
+    memcachedSaslConfiguration,
+    normaliseBinary,
+    startMemcached,
+)
 
 HOST = "127.0.0.1"
 USER = b"alice"
@@ -118,31 +123,8 @@ CORPUS: dict[str, list[Part]] = {
         + binaryRequest(B.GETQ, b"none") + binaryRequest(B.NOOP)
     ],
     "text is refused": [b"stats\r\nversion\r\nget foo bar baz\r\n"],
-    "short text waits for a header": [b"get foo\r\n", afterResponses(0)],
+    "short text waits for a header": [b"get foo\r\n", afterBinaryResponses(0)],
 }
-
-
-def memcachedSaslConfiguration(directory: FilePath[str], users: list[tuple[bytes, bytes]]) -> str:
-    """
-    Write a Cyrus SASL configuration for memcached: C{PLAIN} only, with
-    these users in a sasldb made by C{saslpasswd2}.
-
-    @return: the directory to give memcached as C{SASL_CONF_PATH}.
-    """
-    saslpasswd2 = shutil.which("saslpasswd2")
-    if saslpasswd2 is None:
-        raise AssertionError("saslpasswd2 is missing: install Debian's sasl2-bin (.ci/run does)")
-    directory.makedirs(ignoreExistingDirectory=True)
-    database = directory.child("sasldb2")
-    for user, password in users:
-        subprocess.run(
-            [saslpasswd2, "-p", "-c", "-a", "memcached", "-f", database.path, user.decode()],
-            input=password, check=True, timeout=30,
-        )
-    directory.child("memcached.conf").setContent(
-        b"mech_list: plain\nsasldb_path: " + database.path.encode() + b"\n"
-    )
-    return directory.path
 
 
 def saslSettings() -> ServerSettings:
@@ -175,14 +157,14 @@ class SaslDifferentialTests(TestCase):
             for name, stream in CORPUS.items():
                 parts: list[Part] = list(stream) + [binaryRequest(B.QUIT)]
                 theirs = await exchange(HOST, memcached.port, parts, quit=False)
-                expected = normalise(theirs.data, theirs.closedByServer)
+                expected = normaliseBinary(theirs.data, theirs.closedByServer)
                 for chunking in [None, random.Random(name), random.Random(name + "!")]:
                     port, stop = await listenMyproto(saslSettings())
                     try:
                         ours = await exchange(HOST, port, parts, quit=False, chunking=chunking)
                     finally:
                         await stop()
-                    actual = normalise(ours.data, ours.closedByServer)
+                    actual = normaliseBinary(ours.data, ours.closedByServer)
                     if actual != expected:
                         problems.append(
                             "{} ({}):\n  memcached {!r}\n  myproto   {!r}".format(
