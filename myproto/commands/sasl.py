@@ -28,16 +28,15 @@ from myproto.cache import Cache
 from myproto.commands.binary import Next
 from myproto.store import SLAB_SIZES, itemSize
 from myproto.wire import binary
-from myproto.wire.binary import BinaryRequest, errorResponse, response
+from myproto.wire.binary import (
+    SASL_AUTHENTICATED,
+    SASL_MECHANISM_MAX_LENGTH,
+    SASL_MECHANISMS,
+    BinaryRequest,
+    errorResponse,
+    response,
+)
 from myproto.wire.classic import KEY_MAX_LENGTH
-
-# The only mechanism offered, as memcached lists it with Cyrus SASL's
-# "mech_list: plain".
-MECHANISMS = b"PLAIN"
-AUTHENTICATED = b"Authenticated"
-
-# memcached's MAX_SASL_MECH_LEN.
-MAX_MECHANISM_LENGTH = 32
 
 # What a client may send before it authenticates.
 _OPEN = frozenset([binary.SASL_LIST_MECHS, binary.SASL_AUTH, binary.SASL_STEP, binary.VERSION])
@@ -87,12 +86,12 @@ def carryOut(
         if request.keyLength or request.extrasLength or request.bodyLength:
             return _invalid(request, replies)
         session.authenticated = False
-        replies.append(response(request, valueLength=len(MECHANISMS)) + MECHANISMS)
+        replies.append(response(request, valueLength=len(SASL_MECHANISMS)) + SASL_MECHANISMS)
         return Next.COMMAND, 0
     if request.extrasLength or not request.keyLength:
         return _invalid(request, replies)
     size = request.valueLength
-    if request.keyLength > MAX_MECHANISM_LENGTH:
+    if request.keyLength > SASL_MECHANISM_MAX_LENGTH:
         replies.append(errorResponse(request, binary.EINVAL))
         return Next.SWALLOW, size
     # memcached reads the data into an item, which may not be chunked.
@@ -121,7 +120,7 @@ def complete(
     if request.opcode == binary.SASL_AUTH:
         # memcached hands Cyrus the key as a C string.
         mechanism = request.key.split(b"\0", 1)[0]
-        if mechanism.upper() != MECHANISMS:
+        if mechanism.upper() != SASL_MECHANISMS:
             failure: str | None = "unknown SASL mechanism"
         elif not data:
             session.started = True
@@ -138,7 +137,7 @@ def complete(
     stats.authCmds += 1
     if failure is None:
         session.authenticated = True
-        replies.append(response(request, valueLength=len(AUTHENTICATED)) + AUTHENTICATED)
+        replies.append(response(request, valueLength=len(SASL_AUTHENTICATED)) + SASL_AUTHENTICATED)
     else:
         stats.authErrors += 1
         replies.append(errorResponse(request, binary.AUTH_ERROR))
