@@ -1,6 +1,7 @@
 """
-memcached's ASCII authentication: a file of C{username:password} lines, and
-the check of a C{"username password"} token against it.
+memcached's ASCII authentication and SASL PLAIN: a file of C{username:password}
+lines, and the checks of a C{"username password"} token and of a PLAIN
+message against it.
 """
 
 from __future__ import annotations
@@ -60,3 +61,22 @@ def checkCredentials(
         passwordMatches = hmac.compare_digest(password, knownPassword)
         accepted |= userMatches & passwordMatches
     return accepted
+
+
+def checkPlain(credentials: Iterable[tuple[bytes, bytes]], message: bytes) -> tuple[bool, bytes]:
+    """
+    Check a SASL C{PLAIN} message (RFC 4616): C{authzid NUL authcid NUL
+    password}, as Cyrus SASL's C{PLAIN} does for memcached: the password
+    holds no NUL, and an authorization identity, if any, must be the
+    authentication identity (no one may act for another).
+
+    @return: whether it is accepted, and the username it names (for the
+        log; never the password).
+    """
+    parts = message.split(b"\0")
+    if len(parts) != 3:
+        return False, b""
+    authzid, username, password = parts
+    # Every entry is compared whatever the shape of the message.
+    accepted = checkCredentials(credentials, username, password)
+    return accepted and authzid in (b"", username), username

@@ -170,6 +170,10 @@ class ServerSettings:
         or data block it has started; 0 is never.
     @ivar credentials: the C{(username, password)} pairs accepted by ASCII
         authentication, or L{None} when authentication is off (C{-Y}).
+    @ivar saslCredentials: the C{(username, password)} pairs accepted by
+        SASL C{PLAIN} on the binary protocol, or L{None} when SASL is off
+        (C{-S} with C{--sasl-file}).  As in memcached, SASL needs the binary
+        protocol only (C{protocol="binary"}).
     @ivar snapshotPath: the file the cache is saved to and loaded from, or
         L{None} for a cache that starts empty.
     @ivar snapshotInterval: seconds between saves while serving; 0 saves only
@@ -219,6 +223,7 @@ class ServerSettings:
     idleTimeout: float = 0.0
     requestTimeout: float = 30.0
     credentials: tuple[tuple[bytes, bytes], ...] | None = None
+    saslCredentials: tuple[tuple[bytes, bytes], ...] | None = None
     snapshotPath: str | None = None
     snapshotInterval: float = 300.0
     drainTimeout: float = 5.0
@@ -243,6 +248,12 @@ class ServerSettings:
     listening: ListenFacts = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.saslCredentials is not None and self.protocol != "binary":
+            # Text clients could never authenticate: refuse rather than
+            # serve them unauthenticated.
+            raise ValueError("You cannot allow the ASCII protocol while using SASL.")
+        if self.saslCredentials is not None and self.credentials is not None:
+            raise ValueError("SASL (-S) authenticates binary clients and -Y text ones: use one")
         # The dataclass is frozen: these are the assignments it allows.
         endpoints = tuple(
             withListenDefaults(description, self.listenBacklog, self.unixMask)

@@ -28,6 +28,7 @@ from myproto.cache import Cache
 from myproto.commands.dispatch import ADMITTERS, COMPLETERS, HANDLERS, badDataBlock
 from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
 from myproto.commands import binary as binaryCommands
+from myproto.commands import sasl
 from myproto.wire import binary, classic
 from myproto.wire.text import parseRequest
 
@@ -491,11 +492,13 @@ class BinaryReader:
     @ivar remaining: the bytes of a value (or of a swallow) still to come.
     """
 
-    __slots__ = ("_cache", "_observer", "_pending", "_chunks", "remaining")
+    __slots__ = ("_cache", "_observer", "_pending", "_chunks", "remaining", "_sasl")
 
     def __init__(self, cache: Cache, observer: ConnectionObserver) -> None:
         self._cache = cache
         self._observer = observer
+        # With -S, the connection's SASL state, which every request passes.
+        self._sasl = sasl.SaslSession() if cache.settings.saslCredentials is not None else None
         # The storage request whose value is being read, if any.
         self._pending: binary.BinaryRequest | None = None
         self._chunks: list[bytes] = []
@@ -560,7 +563,11 @@ class BinaryReader:
             position += need
             before = len(replies)
             try:
-                after, count = binaryCommands.carryOut(request, cache, replies)
+                gated = None if self._sasl is None else sasl.carryOut(request, cache, self._sasl, replies)
+                if gated is None:
+                    after, count = binaryCommands.carryOut(request, cache, replies)
+                else:
+                    after, count = gated
             except Exception:
                 self._observer.internalError("handling a binary command")
                 replies.append(binary.errorResponse(request, binary.UNKNOWN_COMMAND))
@@ -592,7 +599,13 @@ class BinaryReader:
         """
         before = len(replies)
         try:
-            binaryCommands.completeStorage(request, value, self._cache, replies)
+            if request.opcode == binary.SASL_AUTH or request.opcode == binary.SASL_STEP:
+                assert self._sasl is not None
+                failure = sasl.complete(request, value, self._cache, self._sasl, replies)
+                if failure is not None:
+                    self._observer.authenticationFailed(failure)
+            else:
+                binaryCommands.completeStorage(request, value, self._cache, replies)
         except Exception:
             self._observer.internalError("storing a binary item")
             replies.append(binary.errorResponse(request, binary.ENOMEM))

@@ -171,12 +171,13 @@ def parseSnapshotInterval(text: str) -> float:
 parseSnapshotInterval.coerceDoc = "Seconds; 0: only at shutdown."  # type: ignore[attr-defined]
 
 
-def _readCredentials(path: str) -> tuple[tuple[bytes, bytes], ...]:
+def _readCredentials(path: str, what: str = "auth file") -> tuple[tuple[bytes, bytes], ...]:
     """
     Read memcached's C{-Y} file of C{username:password} lines, once, at
     startup.
 
     @param path: the file's name.
+    @param what: what the file is, for the messages.
 
     @return: the accepted C{(username, password)} pairs.
 
@@ -186,12 +187,33 @@ def _readCredentials(path: str) -> tuple[tuple[bytes, bytes], ...]:
         content = FilePath(path).getContent()
     except OSError as e:
         raise ValueError(
-            "Could not read the auth file {}: {}".format(path, e.strerror)
+            "Could not read the {} {}: {}".format(what, path, e.strerror)
         ) from None
     try:
         return parseAuthFile(content.splitlines(keepends=True))
     except ValueError as e:
-        raise ValueError("Bad auth file {}: {}".format(path, e)) from None
+        raise ValueError("Bad {} {}: {}".format(what, path, e)) from None
+
+
+def _saslCredentials(config: Mapping[str, Any]) -> tuple[tuple[bytes, bytes], ...] | None:
+    """
+    Read the users of SASL: memcached asks Cyrus SASL for them, myproto
+    reads C{--sasl-file}, a file of C{username:password} lines as C{-Y}'s.
+
+    @return: the accepted pairs, or L{None} without C{-S}.
+
+    @raise ValueError: for C{-S} without C{--sasl-file} or the reverse (on
+        its own, neither would do what it seems to), or a bad file.
+    """
+    enabled = bool(config.get("enable-sasl"))
+    path = config.get("sasl-file")
+    if not enabled and not path:
+        return None
+    if not path:
+        raise ValueError("-S needs --sasl-file FILE, a file of username:password lines")
+    if not enabled:
+        raise ValueError("--sasl-file is read only with -S (SASL on)")
+    return _readCredentials(path, "SASL file")
 
 
 def _toSize(value: int | str) -> int:
@@ -311,12 +333,16 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         raise ValueError("The snapshot interval cannot be negative")
     authFile = config.get("auth-file")
     credentials = _readCredentials(authFile) if authFile else None
+    saslCredentials = _saslCredentials(config)
     listen = tuple(config.get("listen") or ()) + tuple(memcachedEndpoints(config))
     backlog = int(config.get("listen-backlog", DEFAULT_BACKLOG))
     if backlog < 1:
         raise ValueError("The listen backlog must be at least 1")
     mask = config.get("unix-mask", DEFAULT_UNIX_MODE)
-    protocol = parseProtocol(config.get("protocol", "auto"))
+    # memcached's -S alone means -B binary; -B ascii or auto with it is refused.
+    protocol = parseProtocol(config.get("protocol") or ("auto" if saslCredentials is None else "binary"))
+    if saslCredentials is not None and int(config.get("udp-port", 0)):
+        raise ValueError("Cannot enable UDP while using binary SASL authentication.")
     return ServerSettings(
         memoryLimit=memoryBytes,
         maxItemSize=maxItemSize,
@@ -329,6 +355,7 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         idleTimeout=idleTimeout,
         requestTimeout=requestTimeout,
         credentials=credentials,
+        saslCredentials=saslCredentials,
         snapshotPath=config.get("snapshot") or None,
         snapshotInterval=snapshotInterval,
         metrics=config.get("metrics") or None,
@@ -398,7 +425,7 @@ class Options(usage.Options):
         ["enable-coredumps", "r", "Accepted and ignored (memcached -r)."],
         ["lock-memory", "k", "Accepted and ignored (memcached -k)."],
         ["enable-largepages", "L", "Accepted and ignored (memcached -L)."],
-        ["enable-sasl", "S", "Accepted; SASL is binary-protocol only, not served yet (memcached -S)."],
+        ["enable-sasl", "S", "SASL PLAIN authentication on the binary protocol, users from --sasl-file (memcached -S)."],
     ]
 
     optParameters = [
@@ -408,7 +435,7 @@ class Options(usage.Options):
         ["udp-port", "U", 0, "UDP port; 0 is off; not served yet (memcached -U).", parseInteger],
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
         ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
-        ["protocol", "B", "auto", "ascii, binary or auto: detected on each connection's first byte (memcached -B).", parseProtocol],
+        ["protocol", "B", None, "ascii, binary or auto: detected on each connection's first byte [default: auto; binary with -S] (memcached -B).", parseProtocol],
         ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
         ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],
         ["slab-growth-factor", "f", ServerSettings.growthFactor, "Slab chunk size growth factor (memcached -f).", parseFactor],
@@ -481,6 +508,12 @@ class Options(usage.Options):
             None,
             "A file of username:password lines; clients must then"
             " authenticate (memcached -Y).",
+        ],
+        [
+            "sasl-file",
+            None,
+            None,
+            "With -S: a file of username:password lines, the users SASL PLAIN accepts.",
         ],
         [
             "metrics",

@@ -71,8 +71,6 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
     notes = ["Ignoring {}: it has no meaning here".format(option) for option in config.get("ignored", ())]
     if settings.udpPort:
         notes.append("UDP is not served yet: ignoring -U {}".format(settings.udpPort))
-    if config.get("enable-sasl"):
-        notes.append("SASL is not served yet: ignoring -S")
     if settings.threads != ServerSettings.threads:
         notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
     if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:

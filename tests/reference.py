@@ -58,7 +58,7 @@ from twisted.trial.unittest import SkipTest
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from tests.helpers import waitFor
+from tests.helpers import binaryFrames, waitFor
 
 MEMCACHED_MISSING = "memcached binary not on PATH; .ci/run installs it"
 MEMCCAPABLE_MISSING = "memccapable binary not on PATH; .ci/run installs it"
@@ -353,17 +353,20 @@ async def resetMemcached(server: MemcachedServer, reactor: Any = None) -> None:
 # myproto, served the same way.
 
 
-async def listenMyproto() -> tuple[int, Callable[[], Deferred[None]]]:
+async def listenMyproto(
+    settings: Optional[ServerSettings] = None,
+) -> tuple[int, Callable[[], Deferred[None]]]:
     """
     Serve a new myproto, with a new store, on a free loopback port.
 
+    @param settings: its settings; memcached's defaults if L{None}.
     @return: the port number, and a function that stops the server once
         every connection to it has closed.
     """
     from twisted.internet import reactor
 
     factory = WrappingFactory(
-        CacheServerFactory(MemoryStore(reactor), reactor, ServerSettings())
+        CacheServerFactory(MemoryStore(reactor), reactor, settings or ServerSettings())
     )
     port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
@@ -812,3 +815,63 @@ def statProblems(
                     )
                 )
     return problems
+
+
+# ---------------------------------------------------------------------------
+# The binary protocol and SASL.
+
+#: A binary stream's responses: each as its header fields (a non-zero CAS
+#: numbered by first appearance) and body, the bytes after the last whole
+#: one, and whether the server closed.
+NormalBinary = tuple[list[tuple[object, ...]], bytes, bool]
+
+
+def normaliseBinary(data: bytes, closed: bool) -> NormalBinary:
+    """
+    @return: the responses with CAS values numbered by first appearance,
+        the bytes after the last whole response, and whether the server
+        closed.
+    """
+    frames, rest = binaryFrames(data)
+    seen: dict[int, int] = {}
+    normal: list[tuple[object, ...]] = []
+    for fields, body in frames:
+        cas = fields[8]
+        if cas:
+            cas = seen.setdefault(cas, len(seen) + 1)
+        normal.append(fields[:8] + ("cas#%d" % (cas,) if cas else 0, body))
+    return normal, rest, closed
+
+
+def afterBinaryResponses(count: int) -> WaitUntil:
+    """
+    @return: a sync point that waits for C{count} whole binary responses.
+    """
+    return WaitUntil(lambda received: len(binaryFrames(received)[0]) >= count)
+
+
+def memcachedSaslConfiguration(directory: Any, users: Sequence[tuple[bytes, bytes]]) -> str:
+    """
+    Write a Cyrus SASL configuration for memcached's C{-S}: C{PLAIN} only,
+    with these users in a sasldb that C{saslpasswd2} (Debian's
+    C{sasl2-bin}) makes.  memcached reads it from the directory named by
+    C{SASL_CONF_PATH}.
+
+    @param directory: a L{FilePath} to write in; made if need be.
+    @return: the directory's path, for C{SASL_CONF_PATH}.
+    @raise AssertionError: without C{saslpasswd2}.
+    """
+    saslpasswd2 = shutil.which("saslpasswd2")
+    if saslpasswd2 is None:
+        raise AssertionError("saslpasswd2 is missing: install Debian's sasl2-bin (.ci/run does)")
+    directory.makedirs(ignoreExistingDirectory=True)
+    database = directory.child("sasldb2")
+    for user, password in users:
+        subprocess.run(
+            [saslpasswd2, "-p", "-c", "-a", "memcached", "-f", database.path, user.decode()],
+            input=password, check=True, timeout=30,
+        )
+    directory.child("memcached.conf").setContent(
+        b"mech_list: plain\nsasldb_path: " + database.path.encode() + b"\n"
+    )
+    return str(directory.path)

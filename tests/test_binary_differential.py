@@ -23,28 +23,16 @@ from twisted.trial.unittest import TestCase
 
 from myproto.wire import binary as B
 from tests.helpers import binaryFrames, binaryRequest, counter, expiration, storage
-from tests.reference import Part, WaitUntil, exchange, listenMyproto, startMemcached
+from tests.reference import (
+    Part,
+    afterBinaryResponses as afterResponses,
+    exchange,
+    listenMyproto,
+    normaliseBinary as normalise,
+    startMemcached,
+)
 
 HOST = "127.0.0.1"
-
-Normal = tuple[list[tuple[object, ...]], bytes, bool]
-
-
-def normalise(data: bytes, closed: bool) -> Normal:
-    """
-    @return: the responses with CAS values numbered by first appearance,
-        the bytes after the last whole response, and whether the server
-        closed.
-    """
-    frames, rest = binaryFrames(data)
-    seen: dict[int, int] = {}
-    normal: list[tuple[object, ...]] = []
-    for fields, body in frames:
-        cas = fields[8]
-        if cas:
-            cas = seen.setdefault(cas, len(seen) + 1)
-        normal.append(fields[:8] + ("cas#%d" % (cas,) if cas else 0, body))
-    return normal, rest, closed
 
 
 def lastCas(data: bytes) -> int:
@@ -56,13 +44,6 @@ def lastCas(data: bytes) -> int:
         if fields[8]:
             return int(fields[8])
     raise AssertionError("no CAS in {!r}".format(data))
-
-
-def afterResponses(count: int) -> WaitUntil:
-    """
-    @return: a sync point that waits for C{count} whole responses.
-    """
-    return WaitUntil(lambda received: len(binaryFrames(received)[0]) >= count)
 
 
 def withCas(make: Callable[[int], bytes]) -> Callable[[bytes], bytes]:

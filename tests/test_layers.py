@@ -44,6 +44,7 @@ ORDER = [
     "myproto.commands.admin",
     "myproto.commands.dispatch",
     "myproto.commands.binary",
+    "myproto.commands.sasl",
     # The sans-IO connection, then its Twisted adapter.
     "myproto.connection",
     "myproto.conns",

@@ -306,10 +306,10 @@ class ProcessOptionTests(SynchronousTestCase):
         """
         Options with no meaning here are accepted and noted for the log.
         """
-        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-S", "-t", "2")
+        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-t", "2")
         notes = startupNotes(options, options["settings"])
         text = "\n".join(notes)
-        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "SASL", "-t 2"]:
+        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "-t 2"]:
             self.assertIn(word, text)
 
     def test_testSuiteAdditions(self) -> None:

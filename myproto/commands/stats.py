@@ -274,7 +274,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("cas_enabled", _yes(settings.useCas)),
         ("tcp_backlog", listening.backlog if tcp else settings.listenBacklog),
         ("binding_protocol", _BINDING_PROTOCOLS[settings.protocol]),
-        ("auth_enabled_sasl", "no"),
+        ("auth_enabled_sasl", "no" if settings.saslCredentials is None else "yes"),
         ("auth_enabled_ascii", "no" if settings.credentials is None else "yes"),
         ("item_size_max", cache.store.maxItemSize),
         ("maxconns_fast", "yes"),

@@ -106,6 +106,13 @@ ERROR_MESSAGES = {
     ENOMEM: b"Out of memory",
 }
 
+# SASL (-S): the mechanisms listed (memcached's Cyrus SASL with
+# "mech_list: plain"), the body of a success, and memcached's
+# MAX_SASL_MECH_LEN.
+SASL_MECHANISMS = b"PLAIN"
+SASL_AUTHENTICATED = b"Authenticated"
+SASL_MECHANISM_MAX_LENGTH = 32
+
 # Extras layouts.
 STORAGE_EXTRAS = struct.Struct(">II")  # flags, expiration
 ARITHMETIC_EXTRAS = struct.Struct(">QQI")  # delta, initial value, expiration
