@@ -50,6 +50,7 @@ ORDER = [
     "myproto._tuning",
     "myproto.producers",
     "myproto.protocol",
+    "myproto.udp",
     "myproto.evictions",
     "myproto.snapshot",
     "myproto.certificates",

@@ -255,7 +255,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("maxbytes", cache.store.maxBytes),
         ("maxconns", settings.connectionLimit),
         ("tcpport", listening.tcpPort if tcp else 0),
-        ("udpport", 0),
+        ("udpport", settings.udpPort),
         ("inter", (listening.interface if tcp else None) or "NULL"),
         ("verbosity", cache.verbosity),
         ("oldest", cache.oldestLive),
