@@ -24,7 +24,9 @@ Where memcached's behaviour depends on which of its threads reads the next
 datagram, myproto keeps each datagram self-contained: a request left
 unfinished at its end (a data block that does not arrive whole) is dropped,
 unanswered, with the replies it held back; memcached would read the next
-datagram, header included, as the rest of the data block.  C{watch} and
+datagram, header included, as the rest of the data block.  Nor does
+myproto repeat a memcached bug: after the first C{quit} on its UDP port,
+memcached answers each datagram only up to its first write.  C{watch} and
 C{lru_crawler metadump}, which take over a stream, are not answered.
 
 A source that never sends a well-formed header gets nothing: replies only
@@ -54,6 +56,9 @@ HEADER_SIZE = HEADER.size
 MAX_PAYLOAD = 1400
 DATA_SIZE = MAX_PAYLOAD - HEADER_SIZE
 
+# memcached's UDP_READ_BUFFER_SIZE: read whole any datagram that can be sent.
+READ_SIZE = 65536
+
 # The header of a request that fits one datagram: sequence 0 of 1 (memcached
 # looks only at the total).
 _ONE_DATAGRAM = b"\x00\x01"
@@ -79,31 +84,44 @@ def frames(requestId: int, message: bytes) -> list[bytes]:
     ]
 
 
-def textMessages(request: Any, lines: list[bytes]) -> list[list[bytes] | None]:
+def textMessages(request: Any, lines: list[bytes]) -> tuple[list[bytes | None], bool]:
     """
     The reply messages of one text request, as memcached makes them.
 
     @param request: the parsed request, or L{None} if it did not parse.
     @param lines: its reply lines, without their CRLFs.
-    @return: a list of messages (lists of lines); L{None} for a reply
-        memcached skips (no reply at all, as for C{noreply}).
+    @return: the messages (L{None} for a reply memcached skips, as for
+        C{noreply}; C{b""} for an empty one), and whether memcached writes
+        its queued replies once the request is done (after a C{get},
+        C{mn} or C{quit}).
     """
+    text = [line + CRLF for line in lines]
     if isinstance(request, classic.RetrievalRequest) and lines and lines[-1] == b"END":
         # One message per key; the last takes END.
-        messages: list[list[bytes] | None] = []
+        messages: list[bytes | None] = []
         position = 0
         for key in request.keys:
-            message: list[bytes] = []
+            message = b""
             line = lines[position] if position < len(lines) - 1 else b""
             if line.startswith(b"VALUE ") and line.split(b" ", 2)[1] == key:
-                message = lines[position : position + 2]
+                message = text[position] + text[position + 1]
                 position += 2
             messages.append(message)
-        messages[-1] = messages[-1] + lines[position:]
-        return messages
-    if lines or isinstance(request, classic.QuitRequest):
-        return [lines]
-    return [None]
+        messages[-1] = messages[-1] + b"".join(text[position:])  # type: ignore[operator]
+        return messages, True
+    if isinstance(request, classic.QuitRequest):
+        return [b""], True
+    flush = isinstance(request, classic.NoOpRequest)
+    return [b"".join(text) if lines else None], flush
+
+
+def transmitted(queue: list[bytes]) -> list[bytes]:
+    """
+    The messages memcached's C{transmit_udp} sends of those queued at one
+    write: each in turn, but an empty message only at the head, as the
+    empty ones right after a message it has sent are finished with it.
+    """
+    return queue[:1] + [message for message in queue[1:] if message]
 
 
 def binaryMessages(replies: list[bytes]) -> list[bytes]:
@@ -130,11 +148,17 @@ class DatagramConnection(ServerConnection):
         and the request (L{None} for a line that does not parse).
     """
 
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "windows")
 
     def __init__(self, cache: Any, observer: Any) -> None:
         super().__init__(cache, observer)
         self.requests: list[tuple[int, Any]] = []
+        # After how many requests memcached's reply windows end.
+        self.windows: set[int] = set()
+
+    def _nextReplyWindow(self) -> None:
+        self.windows.add(len(self.requests))
+        super()._nextReplyWindow()
 
     def _carryOutLine(self, line: bytes, replies: list[bytes]) -> Any:
         try:
@@ -190,19 +214,23 @@ class UDPServerProtocol(DatagramProtocol):
         if self._binary:
             messages = binaryMessages(replies)
         else:
-            messages = self._textMessages(connection.requests, replies)
+            messages = self._textMessages(connection, replies)
         self._send(requestId, address, messages)
         if signal is SHUTDOWN:
             self.factory.requestShutdown(graceful=connection.shutdownGraceful)
 
-    def _textMessages(self, requests: list[tuple[int, Any]], replies: list[bytes]) -> list[bytes]:
-        messages = []
+    def _textMessages(self, connection: DatagramConnection, replies: list[bytes]) -> list[bytes]:
+        requests = connection.requests
+        sent: list[bytes] = []
+        queue: list[bytes] = []
         for index, (start, request) in enumerate(requests):
             end = requests[index + 1][0] if index + 1 < len(requests) else len(replies)
-            for message in textMessages(request, replies[start:end]):
-                if message is not None:
-                    messages.append(b"".join(line + CRLF for line in message))
-        return messages
+            messages, flush = textMessages(request, replies[start:end])
+            queue += [message for message in messages if message is not None]
+            if flush or index + 1 in connection.windows:
+                sent += transmitted(queue)
+                queue = []
+        return sent + transmitted(queue)
 
     def _send(self, requestId: int, address: Any, messages: list[bytes]) -> None:
         stats = self._cache.stats
@@ -248,7 +276,11 @@ def udpService(factory: CacheServerFactory, reactor: Any) -> UDPServer | None:
         return None
     interface = settings.listening.interface or ""
     service = UDPServer(
-        settings.udpPort, UDPServerProtocol(factory), interface=interface, reactor=reactor
+        settings.udpPort,
+        UDPServerProtocol(factory),
+        interface=interface,
+        maxPacketSize=READ_SIZE,
+        reactor=reactor,
     )
     service.setName("udp")
     return service
