@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
-from myproto.udp import DATA_SIZE, UDPServerProtocol, frames, udpService
+from myproto.udp import DATA_SIZE, READ_SIZE, UDPServerProtocol, frames, udpService
 from myproto.wire import binary as B
 from tests.helpers import binaryRequest, counter, storage, waitFor
 from tests.reference import startMemcached
@@ -381,7 +381,7 @@ class UDPDifferentialTests(TestCase):
         udpPort = freeUDPPort()
         await startMemcached(self, reactor, ["-U", str(udpPort), "-t", "1"])
         factory = CacheServerFactory(MemoryStore(reactor), reactor)
-        mine = reactor.listenUDP(0, UDPServerProtocol(factory), interface="127.0.0.1")
+        mine = reactor.listenUDP(0, UDPServerProtocol(factory), "127.0.0.1", READ_SIZE)
         self.addCleanup(mine.stopListening)
         flush = [datagram(b"flush_all\r\n", requestId=0xFFFE)]
         for case in CORPUS:
