@@ -5,6 +5,8 @@ The last text commands and C{stats} subcommands, against a real memcached
 
 from __future__ import annotations
 
+import re
+
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
@@ -65,3 +67,164 @@ class CachedumpTests(TestCase):
         protocol.makeConnection(transport)
         protocol.dataReceived(b"stats cachedump 1 0\r\n")
         self.assertEqual(transport.value(), expected.data)
+
+
+#: Lines memcached's tuning commands answer, each with its reply checked.
+TUNING_LINES = b"""lru
+lru tune
+lru tune 10 15 0.3 3.5
+lru tune 10 10 0.1 2.0 noreply
+lru tune 50 50 0.1 2.0
+lru tune 4294967295 81 0.1 2.0
+lru tune 10 10 0 2.0
+lru tune 10 10 0.1 -1
+lru tune 10 10 x 2.0
+lru tune 10 10 0.1
+lru tune 10 10 1e1 0x10
+lru mode flat
+lru mode segmented
+lru mode flat
+lru mode bogus
+lru mode
+lru temp_ttl 10
+lru temp_ttl -1
+lru temp_ttl 77
+lru temp_ttl x
+lru temp_ttl
+lru bogus
+lru bogus noreply
+slabs
+slabs reassign
+slabs reassign 1 2
+slabs reassign 1 1
+slabs reassign 99 99
+slabs reassign -1 2
+slabs reassign 0 2
+slabs reassign 1 99
+slabs reassign 1 39
+slabs reassign 1 40
+slabs reassign -2 1
+slabs reassign x y
+slabs reassign 1 2 noreply
+slabs reassign 1
+slabs automove
+slabs automove 0
+slabs automove 2
+slabs automove 3
+slabs automove x
+slabs automove ratio 0.5
+slabs automove ratio x
+slabs automove ratio
+slabs automove ratio 0.25 noreply
+slabs bogus 1
+extstore
+extstore item_size
+extstore item_size 10
+extstore item_age 11
+extstore low_ttl 12
+extstore recache_rate 13
+extstore compact_under 14
+extstore drop_under 15
+extstore max_sleep 16
+extstore max_frag 0.5
+extstore drop_unread 1
+extstore free_memchunks 1 2
+extstore free_memchunks 64 2
+extstore free_memchunks 1
+extstore bogus 1
+extstore item_size x
+extstore item_size -1
+extstore low_ttl 5 noreply
+stats extstore
+misbehave
+debugtime 10
+""".replace(b"\n", b"\r\n")
+
+#: The C{stats settings} those commands change.
+TUNED_SETTINGS = (
+    b"slab_automove ", b"slab_automove_ratio ", b"lru_segmented ", b"hot_lru_pct ",
+    b"warm_lru_pct ", b"hot_max_factor ", b"warm_max_factor ", b"temp_lru ",
+    b"temporary_ttl ", b"ext_",
+)
+
+
+def tunedSettings(reply: bytes) -> list[bytes]:
+    return [
+        line for line in reply.split(b"\r\n")
+        if line.startswith(b"STAT ") and line[5:].startswith(TUNED_SETTINGS)
+    ]
+
+
+class TuningTests(TestCase):
+    """
+    C{lru}, C{slabs} and C{extstore}: memcached's replies, and what they set
+    in C{stats settings}.
+    """
+
+    async def test_replies(self) -> None:
+        memcached = await startMemcached(self)
+        port, stop = await listenMyproto()
+        self.addCleanup(stop)
+        for line in TUNING_LINES.split(b"\r\n")[:-1]:
+            stream = line + b"\r\nmn\r\n"
+            expected = await exchange(memcached.host, memcached.port, [stream])
+            got = await exchange("127.0.0.1", port, [stream])
+            self.assertEqual(got.data, expected.data, line)
+        expected = await exchange(memcached.host, memcached.port, [b"stats settings\r\n"])
+        got = await exchange("127.0.0.1", port, [b"stats settings\r\n"])
+        self.assertEqual(len(tunedSettings(expected.data)), 19)
+        self.assertEqual(tunedSettings(got.data), tunedSettings(expected.data))
+
+    async def test_reassignSparePage(self) -> None:
+        """
+        A class with items enough for two pages has one to spare.
+        """
+        memcached = await startMemcached(self)
+        port, stop = await listenMyproto()
+        self.addCleanup(stop)
+        big = b"x" * 400000
+        stream = b"".join(b"set big%d 0 0 400000\r\n%s\r\n" % (n, big) for n in range(3))
+        stream += b"slabs reassign 39 1\r\n"
+        expected = await exchange(memcached.host, memcached.port, [stream])
+        got = await exchange("127.0.0.1", port, [stream])
+        self.assertEqual(expected.data, b"STORED\r\n" * 3 + b"OK\r\n")
+        self.assertEqual(got.data, expected.data)
+
+
+class ConnectionEventTests(TestCase):
+    """
+    C{watch connevents}: a client's C{conn_new} and C{conn_close} lines.
+    """
+
+    async def test_connevents(self) -> None:
+        from tests.test_observability_differential import connect, hangUp, normaliseWatch, waitFor
+
+        async def watched(port: int) -> list[bytes]:
+            watcher = await connect(port)
+            watcher.transport.write(b"watch connevents\r\n")  # type: ignore[union-attr]
+            await waitFor(lambda: watcher.received.startswith(b"OK\r\n"), "OK to watch")
+            await exchange("127.0.0.1", port, [b"mn\r\n"])
+            client = await connect(port)
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await waitFor(lambda: watcher.received.count(b"\n") >= 5, "4 watch lines")
+            await hangUp(watcher)
+            # memcached logs a connection's opening from its accepting
+            # thread, and the rest from the worker's: ordered by gid here.
+            lines = sorted(
+                watcher.received[4:].split(b"\n")[:-1],
+                key=lambda line: int(re.search(rb"gid=(\d+)", line).group(1)),  # type: ignore[union-attr]
+            )
+            return [
+                re.sub(rb"rport=\d+", b"rport=<port>", line)
+                for line in normaliseWatch([re.sub(rb"cfd=\d+", b"cfd=1", line) for line in lines])
+            ]
+
+        memcached = await startMemcached(self)
+        port, stop = await listenMyproto()
+        self.addCleanup(stop)
+        expected = await watched(memcached.port)
+        got = await watched(port)
+        self.assertEqual(
+            expected[0], b"gid+0 type=conn_new rip=127.0.0.1 rport=<port> transport=tcp cfd=<cfd>"
+        )
+        self.assertEqual(got, expected)

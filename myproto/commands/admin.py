@@ -92,6 +92,9 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
         return [classic.OK]
     if subcommand == b"cachedump":
         return items.cacheDump(arguments, cache)
+    if subcommand == b"extstore":
+        # memcached built with extstore, but none configured: no lines.
+        return [classic.END]
     group = STAT_GROUPS.get(subcommand)
     if group is not None:
         return statLines(group(cache))
