@@ -18,7 +18,8 @@ C{build_udp_header}, C{transmit_udp}):
     missed key before the last is an empty message (a bare header that
     says 0 datagrams), as is C{quit}, which ends the datagram;
   - C{bytes_read} and C{bytes_written} count whole datagrams, headers
-    included.
+    included, and the port is a connection in C{curr_connections} and
+    C{total_connections}.
 
 Where memcached's behaviour depends on which of its threads reads the next
 datagram, myproto keeps each datagram self-contained: a request left
@@ -182,6 +183,16 @@ class UDPServerProtocol(DatagramProtocol):
         self._cache = factory.cache
         self._binary = False
         self._source: Any = None
+
+    def startProtocol(self) -> None:
+        # memcached counts its UDP connection (one per thread serving it:
+        # one here, as stats settings' num_threads_per_udp says).
+        stats = self._cache.stats
+        stats.currConnections += 1
+        stats.totalConnections += 1
+
+    def stopProtocol(self) -> None:
+        self._cache.stats.currConnections -= 1
 
     def datagramReceived(self, datagram: bytes, address: Any) -> None:  # type: ignore[override]
         if len(datagram) <= HEADER_SIZE:

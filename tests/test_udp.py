@@ -198,6 +198,16 @@ class UDPFramingTests(SynchronousTestCase):
         self.send(b"12345678")
         self.assertEqual((stats.bytesRead, stats.bytesWritten), (30, 13))
 
+    def test_countedAsAConnection(self) -> None:
+        """
+        Like memcached's UDP connection, the port counts in
+        C{curr_connections} and C{total_connections} while it listens.
+        """
+        stats = self.factory.cache.stats
+        self.assertEqual((stats.currConnections, stats.totalConnections), (1, 1))
+        self.protocol.doStop()
+        self.assertEqual((stats.currConnections, stats.totalConnections), (0, 1))
+
     def test_arithmeticAndDelete(self) -> None:
         """
         Commands that share the stream connections' code answer the same.
@@ -384,6 +394,13 @@ class UDPDifferentialTests(TestCase):
         mine = reactor.listenUDP(0, UDPServerProtocol(factory), "127.0.0.1", READ_SIZE)
         self.addCleanup(mine.stopListening)
         flush = [datagram(b"flush_all\r\n", requestId=0xFFFE)]
+        # The UDP port is a connection, in memcached -t 1 as here.
+        counts = []
+        for port in (udpPort, mine.getHost().port):
+            reply = b"".join(d[8:] for d in await exchangeDatagrams(reactor, port, [datagram(b"stats\r\n")]))
+            counts.append(re.findall(rb"STAT curr_connections \d+\r\n", reply))
+        self.assertEqual(counts[1], counts[0])
+        self.assertEqual(counts[0], [b"STAT curr_connections 1\r\n"])
         for case in CORPUS:
             expected = await exchangeDatagrams(reactor, udpPort, flush + case)
             got = await exchangeDatagrams(reactor, mine.getHost().port, flush + case)
