@@ -10,8 +10,8 @@ C{build_udp_header}, C{transmit_udp}):
   - a datagram of 8 bytes or fewer is ignored, unanswered, as is one whose
     header announces more (or fewer) than one datagram: requests that span
     datagrams are not served;
-  - the requests in a datagram are read as a connection's first bytes are
-    (C{0x80} starts a binary request); each reply is a message of its own,
+  - a datagram whose first byte is C{0x80} holds binary requests, any
+    other text ones, whatever C{-B} says; each reply is a message of its own,
     sent in as many datagrams as it needs at 1392 bytes of reply each
     (1400 with the header), numbered from 0, all with the request's id;
   - a multi-get answers one message per key, the last carrying C{END}; a
@@ -43,7 +43,15 @@ from twisted.application.internet import UDPServer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from myproto.connection import CLOSE, HANDOVER, REPLY_BATCH, SHUTDOWN, ServerConnection
+from myproto.connection import (
+    CLOSE,
+    COMMAND,
+    DETECT,
+    HANDOVER,
+    REPLY_BATCH,
+    SHUTDOWN,
+    ServerConnection,
+)
 from myproto.conns import connectionNumber, describeAddress
 from myproto.errors import CloseConnection, ProtocolError
 from myproto.protocol import CacheServerFactory
@@ -151,8 +159,10 @@ class DatagramConnection(ServerConnection):
 
     __slots__ = ("requests", "windows")
 
-    def __init__(self, cache: Any, observer: Any) -> None:
+    def __init__(self, cache: Any, observer: Any, first: int) -> None:
         super().__init__(cache, observer)
+        # memcached's UDP reads each datagram's first byte whatever -B says.
+        self.state = DETECT if first == binary.REQUEST_MAGIC else COMMAND
         self.requests: list[tuple[int, Any]] = []
         # After how many requests memcached's reply windows end.
         self.windows: set[int] = set()
@@ -206,7 +216,7 @@ class UDPServerProtocol(DatagramProtocol):
         requestId = (datagram[0] << 8) | datagram[1]
         self._source = address
         self._binary = False
-        connection = DatagramConnection(self._cache, self)
+        connection = DatagramConnection(self._cache, self, datagram[HEADER_SIZE])
         replies: list[bytes] = []
         cache = self._cache
         cache.currentConnection = self

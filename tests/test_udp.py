@@ -38,6 +38,10 @@ def header(data: bytes) -> tuple[int, int, int, int]:
     return struct.unpack(">HHHH", data[:8])  # type: ignore[return-value]
 
 
+def binaryResponseNoop() -> bytes:
+    return b"\x81\x0a" + b"\0" * 22
+
+
 class FakeDatagramTransport:
     """
     Records what a datagram protocol writes, and to whom.
@@ -186,6 +190,23 @@ class UDPFramingTests(SynchronousTestCase):
         self.assertEqual(len(replies), 2)
         self.assertEqual([reply[8 + 1] for reply in replies], [B.SET, B.GETK])
         self.assertTrue(replies[1].endswith(b"kv"))
+
+    def test_protocolOptionIgnored(self) -> None:
+        """
+        As in memcached, each datagram's first byte chooses the protocol,
+        whatever C{-B} says.
+        """
+        for protocol in ("ascii", "binary"):
+            factory = CacheServerFactory(MemoryStore(self.clock), self.clock, ServerSettings(protocol=protocol))
+            udp = UDPServerProtocol(factory)
+            transport = FakeDatagramTransport()
+            udp.makeConnection(transport)  # type: ignore[arg-type]
+            udp.datagramReceived(datagram(b"version\r\n"), SOURCE)
+            udp.datagramReceived(datagram(binaryRequest(B.NOOP)), SOURCE)
+            self.assertEqual(
+                [data for data, _ in transport.written],
+                [datagram(b"VERSION 1.6.18\r\n"), datagram(binaryResponseNoop())],
+            )
 
     def test_counters(self) -> None:
         """
