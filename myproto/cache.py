@@ -11,6 +11,7 @@ module and the commands import nothing from the layers above them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
 from myproto.config import ServerSettings
@@ -83,6 +84,13 @@ class WatchHub(Protocol):
         @return: how many connections watch.
         """
 
+    def connectionEvent(
+        self, opened: bool, host: str, port: int, transport: str, reason: str, number: int
+    ) -> None:
+        """
+        A client connection opened or closed (C{watch connevents}).
+        """
+
 
 class Certificates(Protocol):
     """
@@ -148,6 +156,33 @@ class CrawlerState:
         self.starts = 0
 
 
+@dataclass
+class Tuning:
+    """
+    What memcached's tuning commands set (C{lru}, C{extstore}, C{slabs
+    automove ratio}), at memcached's defaults: remembered for C{stats
+    settings}, as myproto has no segmented LRU, extstore or slab pages.
+    """
+
+    hotLruPct: int = 20
+    warmLruPct: int = 40
+    hotMaxFactor: float = 0.2
+    warmMaxFactor: float = 2.0
+    lruSegmented: bool = True
+    tempLru: bool = False
+    temporaryTtl: int = 61
+    slabAutomoveRatio: float = 0.8
+    extItemSize: int = 512
+    extItemAge: int = 2**32 - 1
+    extLowTtl: int = 0
+    extRecacheRate: int = 2000
+    extCompactUnder: int = 0
+    extDropUnder: int = 0
+    extMaxSleep: int = 1_000_000
+    extMaxFrag: float = 0.8
+    extDropUnread: bool = False
+
+
 class Cache:
     """
     Everything commands act on: the store, the counters and the settings.
@@ -173,6 +208,7 @@ class Cache:
     @ivar watchers: everyone watching, once someone has (L{myproto.commands.watch}).
     @ivar watching: told of item events while anyone watches, else L{None}.
     @ivar crawler: the C{lru_crawler} settings and state.
+    @ivar tuning: what the tuning commands set.
     @ivar certificates: set by the service wiring when the server has
         C{mtls:} endpoints, else L{None}.
     @ivar timings: per-command durations, kept while a metrics endpoint is
@@ -197,6 +233,7 @@ class Cache:
         self.watchers: WatchHub | None = None
         self.watching: ItemEvents | None = None
         self.crawler = CrawlerState()
+        self.tuning = Tuning()
         self.certificates: Certificates | None = None
         self.timings: CommandTimer | None = None
 

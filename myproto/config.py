@@ -188,7 +188,7 @@ class ServerSettings:
         description gives none (memcached's C{-b}).
     @ivar unixMask: the permission bits of each Unix socket whose
         description gives no C{mode=} (memcached's C{-a}).
-    @ivar udpPort: memcached's C{-U}; 0 is off.  Not served yet.
+    @ivar udpPort: memcached's C{-U}; 0 is off (see L{myproto.udp}).
     @ivar threads: memcached's C{-t}; accepted, one reactor thread serves.
     @ivar protocol: memcached's C{-B}: C{ascii}, C{binary} or C{auto} (the
         first byte of each connection says which).

@@ -125,7 +125,8 @@ def _tlsKeywords(tls: Mapping[str, str]) -> str:
 def memcachedEndpoints(config: Mapping[str, Any]) -> list[str]:
     """
     The endpoint descriptions memcached's C{-p}, C{-l}, C{-s}, C{-Z} and
-    C{-o ssl_*} give.
+    C{-o ssl_*} give (and C{-U}, whose port TCP takes too when neither
+    C{-p} nor C{--listen} names one, as in memcached).
 
     As in memcached, C{-s} serves the Unix socket alone; C{-p 0} turns the
     TCP port off (an interface's own C{:PORT} still counts, C{:0} being a
@@ -147,6 +148,9 @@ def memcachedEndpoints(config: Mapping[str, Any]) -> list[str]:
     if socket:
         return ["unix:" + quoteStringArgument(socket)]
     port = config.get("port")
+    if port is None and int(config.get("udp-port") or 0) and not config.get("listen"):
+        # memcached: -U without -p moves the TCP port to the UDP one.
+        port = config.get("udp-port")
     lists = list(config.get("interfaces") or ())
     if port is None and not lists and not config.get("enable-ssl"):
         return []

@@ -334,6 +334,8 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
     authFile = config.get("auth-file")
     credentials = _readCredentials(authFile) if authFile else None
     saslCredentials = _saslCredentials(config)
+    if authFile and int(config.get("udp-port", 0)):
+        raise ValueError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)")
     listen = tuple(config.get("listen") or ()) + tuple(memcachedEndpoints(config))
     backlog = int(config.get("listen-backlog", DEFAULT_BACKLOG))
     if backlog < 1:
@@ -432,7 +434,7 @@ class Options(usage.Options):
         ["port", "p", None, "TCP port to listen on; 0 is none [default: 11211] (memcached -p).", parseInteger],
         ["unix-socket", "s", None, "Unix socket to listen on, and no TCP (memcached -s)."],
         ["unix-mask", "a", "700", "Access mask of Unix sockets, in octal (memcached -a).", parseMask],
-        ["udp-port", "U", 0, "UDP port; 0 is off; not served yet (memcached -U).", parseInteger],
+        ["udp-port", "U", 0, "UDP port, on the first TCP interface; 0 is off (memcached -U).", parseInteger],
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
         ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
         ["protocol", "B", None, "ascii, binary or auto: detected on each connection's first byte [default: auto; binary with -S] (memcached -B).", parseProtocol],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
@@ -59,6 +60,9 @@ class ReportedConnection:
 
     log: Logger
     transport: Any
+    # memcached's close reason, for the conn_close line of watch connevents.
+    closeReason = "normal"
+    _eventNumber = -1
     connectedAt: float
     lastCommandAt: float | None
     _cache: Cache
@@ -145,6 +149,24 @@ class ReportedConnection:
     def binaryDetected(self) -> None:
         self._outbox.separator = b""
 
+    def connectionEvent(self, opened: bool) -> None:
+        """
+        Tell the watchers (C{watch connevents}) that this connection opened
+        or closed.
+        """
+        if opened:
+            # Taken now: a closed transport has no descriptor left.
+            self._eventNumber = self.connectionNumber()
+        hub = self._cache.watchers
+        if hub is None:
+            return
+        peer = self.transport.getPeer()
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            host, port, kind = peer.host, peer.port, "udp" if peer.type == "UDP" else "tcp"
+        else:
+            host, port, kind = "unix", 0, "local"
+        hub.connectionEvent(opened, host, port, kind, self.closeReason, self._eventNumber)
+
 
 @implementer(IPushProducer)
 class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
@@ -226,6 +248,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._counted = True
         self.connectedAt = self._clock.seconds()
         self.factory.connections.add(self)
+        self.connectionEvent(True)
         self._register()
         tuneTransport(self.transport)
         self.setTimeout(self._cache.settings.idleTimeout or None)
@@ -240,6 +263,8 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self._cancelRequestDeadline()
+        # A watcher's connection belongs to memcached's logger, not logged.
+        watcher = self._stream is not None and self._stream.endless
         if self._stream is not None:
             self._stream.stop()
             self._stream = None
@@ -252,6 +277,8 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
                 )
             self._cache.stats.currConnections -= 1
             self._counted = False
+            if not watcher:
+                self.connectionEvent(False)
             self.factory.connectionClosed(self)
 
     def finishAndClose(self) -> None:
@@ -310,6 +337,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             self._closing = True
         elif signal is SHUTDOWN:
             self._closing = True
+            self.closeReason = "shutdown"
             self.factory.requestShutdown(graceful=connection.shutdownGraceful)
         unfinished = signal is NEED_DATA or (signal is REPLY_BATCH and connection.unfinished)
         if self._closeWhenIdle and not unfinished:
@@ -360,6 +388,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         The client has not completed a command for the idle timeout.
         """
         self._cache.stats.idleKicks += 1
+        self.closeReason = "idle_timeout"
         self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
         self._abort()
 
@@ -377,6 +406,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     def _requestTimedOut(self) -> None:
         self._requestDeadline = None
         self._cache.stats.requestTimeouts += 1
+        self.closeReason = "error"
         self.log.info(
             "Dropping {peer}: request unfinished after {timeout} seconds",
             peer=self.transport.getPeer(),

@@ -33,6 +33,7 @@ from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
 from myproto.store import MemoryStore
 from myproto.tls import CertificateReloader, TLSServerEndpoint
+from myproto.udp import udpService
 
 # Seconds between two sweeps of expired items out of the store.
 SWEEP_INTERVAL = 1.0
@@ -200,6 +201,7 @@ class ServerParts:
     listeners: tuple[StreamServerEndpointService, ...]
     processServices: tuple[IService, ...]
     services: tuple[IService, ...]
+    datagramListeners: tuple[IService, ...] = ()
 
 
 def _named(service: Service, name: str) -> Service:
@@ -260,6 +262,8 @@ def buildServer(
         strports.service(description, factory, reactor=reactor)
         for description in settings.endpoints
     ]
+    udp = udpService(factory, reactor)
+    datagram: list[IService] = [] if udp is None else [udp]
     atStart: list[IService] = []
     onSignal: list[IService] = []
     if processWide:
@@ -280,5 +284,6 @@ def buildServer(
         listeners=tuple(listeners),
         processServices=tuple(atStart + onSignal),
         # Why this order: see ServerParts.services.
-        services=tuple(snapshot + atStart + running + listeners + onSignal),
+        services=tuple(snapshot + atStart + running + listeners + datagram + onSignal),
+        datagramListeners=tuple(datagram),
     )

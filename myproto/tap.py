@@ -69,8 +69,11 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
     @return: one line for each.
     """
     notes = ["Ignoring {}: it has no meaning here".format(option) for option in config.get("ignored", ())]
-    if settings.udpPort:
-        notes.append("UDP is not served yet: ignoring -U {}".format(settings.udpPort))
+    if settings.udpPort and settings.listening.tcpPort is None:
+        notes.append("UDP needs a TCP listener: ignoring -U {}".format(settings.udpPort))
+    elif settings.udpPort:
+        notes.append("Serving memcached's UDP protocol on udp:{}:interface={}".format(
+            settings.udpPort, settings.listening.interface or "0.0.0.0"))
     if settings.threads != ServerSettings.threads:
         notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
     if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:

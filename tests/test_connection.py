@@ -242,3 +242,36 @@ class AuthenticationTests(SynchronousTestCase):
         connection.receiveData(b"set a 0 0 11\r\nuser secret\r\nget k\r\n", replies)
         self.assertEqual(replies, [b"STORED", b"END"])
         self.assertTrue(connection.authenticated)
+
+
+class BinaryReplyBatchTests(SynchronousTestCase):
+    """
+    Binary replies to one read leave in batches, quiet hits included, so
+    that what a client asks for in one read cannot pile up unsent.
+    """
+
+    def test_quietHitsBatch(self) -> None:
+        """
+        A read of many GETQ hits returns L{REPLY_BATCH} once its replies pass
+        L{REPLY_BATCH_LIMIT}, with the rest answered on continuing.
+        """
+        from myproto.wire import binary as B
+        from tests.helpers import binaryRequest, storage
+
+        connection, cache = connect()
+        replies: list[bytes] = []
+        value = b"v" * 2000
+        self.assertEqual(connection.receiveData(binaryRequest(B.SET, b"k", storage(), value), replies), IDLE)
+        requests = binaryRequest(B.GETQ, b"k") * 200 + binaryRequest(B.NOOP)
+        replies = []
+        signal = connection.receiveData(requests, replies)
+        batches = [replies]
+        while signal is REPLY_BATCH:
+            self.assertLess(sum(map(len, batches[-1])), REPLY_BATCH_LIMIT + 2100)
+            batches.append([])
+            signal = connection.continueReading(batches[-1])
+        self.assertEqual(signal, IDLE)
+        self.assertGreater(len(batches), 3)
+        answered = b"".join(b"".join(batch) for batch in batches)
+        self.assertEqual(answered.count(value), 200)
+        self.assertEqual(answered[-24 + 1], B.NOOP)

@@ -488,3 +488,37 @@ class DropInCommandTests(SynchronousTestCase):
         self.assertTrue(
             re.search(r"myproto: Couldn't listen on 127.0.0.1:%d" % (port,), output), output
         )
+
+
+class UDPOptionTests(SynchronousTestCase):
+    """
+    C{-U}, as memcached reads it.
+    """
+
+    def test_tcpFollowsUDPPort(self) -> None:
+        """
+        Without C{-p} (or C{--listen}), TCP listens on the UDP port too; a
+        C{-p} or C{--listen} keeps its own.
+        """
+        self.assertEqual(settingsFor("-U", "11300").listen, ("tcp:11300:interface=127.0.0.1",))
+        self.assertEqual(settingsFor("-U", "11300", "-p", "11301").listen, ("tcp:11301:interface=127.0.0.1",))
+        self.assertEqual(settingsFor("-U", "11300", "--listen", "tcp:11302").listen, ("tcp:11302",))
+        self.assertEqual(settingsFor("-U", "0").listen, ("tcp:11211:interface=127.0.0.1",))
+
+    def test_notWithAsciiAuthentication(self) -> None:
+        """
+        C{-U} with C{-Y} is refused in memcached's words.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("user:secret\n")
+        error = self.assertRaises(UsageError, parse, "-U", "11300", "-Y", path)
+        self.assertIn("Cannot use UDP with ascii authentication enabled", str(error))
+
+    def test_startupLogNamesIt(self) -> None:
+        """
+        The start-up notes name the UDP listener.
+        """
+        options = parse("-U", "11300", "-l", "127.0.0.2")
+        notes = startupNotes(options, options["settings"])
+        self.assertIn("Serving memcached's UDP protocol on udp:11300:interface=127.0.0.2", notes)

@@ -828,9 +828,12 @@ class HTTPCloseTests(ParseErrorAssertions):
 
     def test_lru(self) -> None:
         """
-        memcached recognises C{lru} before its HTTP check: C{ERROR}.
+        memcached recognises C{lru} before its HTTP check (and its command
+        answers C{ERROR}: L{myproto.commands.tuning.lru}).
         """
-        self.assertUnknown(b"lru HTTP/1.1")
+        from myproto.wire.tuning import LruRequest
+
+        self.assertEqual(parseRequest(b"lru HTTP/1.1"), LruRequest((b"HTTP/1.1",), False))
 
     def test_watch(self) -> None:
         """

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from myproto.cache import PROTOCOL_VERSION, Cache, Lines
+from myproto.commands import items
 from myproto.commands.stats import (
     disableSizes,
     enableSizes,
@@ -89,6 +90,11 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
             return cache.prefixStats.dump() + [classic.END]
         cache.prefixStats.enabled = arguments[1] == b"on"
         return [classic.OK]
+    if subcommand == b"cachedump":
+        return items.cacheDump(arguments, cache)
+    if subcommand == b"extstore":
+        # memcached built with extstore, but none configured: no lines.
+        return [classic.END]
     group = STAT_GROUPS.get(subcommand)
     if group is not None:
         return statLines(group(cache))

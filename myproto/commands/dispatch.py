@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from myproto.cache import Cache, Lines
-from myproto.commands import admin, arithmetic, crawler, items, retrieval, storage, watch
+from myproto.commands import admin, arithmetic, crawler, items, retrieval, storage, tuning, watch
 from myproto.errors import ClientError, ProtocolError
 from myproto.wire import classic, meta
+from myproto.wire import tuning as tuningWire
 
 ADMITTERS: dict[type, Callable[[Any, Cache], Lines]] = {
     classic.StorageRequest: storage.admitStorage,
@@ -40,6 +41,10 @@ HANDLERS: dict[type, Callable[[Any, Cache], Lines]] = {
     classic.MemoryLimitRequest: admin.memoryLimit,
     classic.RefreshCertificatesRequest: admin.refreshCertificates,
     classic.SlabsAutomoveRequest: admin.slabsAutomove,
+    tuningWire.SlabsAutomoveRatioRequest: tuning.slabsAutomoveRatio,
+    tuningWire.SlabsReassignRequest: tuning.slabsReassign,
+    tuningWire.LruRequest: tuning.lru,
+    tuningWire.ExtstoreRequest: tuning.extstore,
     classic.WatchRequest: watch.watch,
     classic.LruCrawlerRequest: crawler.lruCrawler,
     meta.MetaGetRequest: retrieval.metaGet,

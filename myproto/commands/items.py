@@ -1,16 +1,18 @@
 """
 The other commands on items: deletion (C{delete} and C{md}, through one
-decision tree), C{flush_all}, and C{me}'s debug line.
+decision tree), C{flush_all}, C{me}'s debug line, and C{stats cachedump}.
 """
 
 from __future__ import annotations
 
 import base64
+from typing import Sequence
 
 from myproto.cache import Cache, Lines
 from myproto.errors import ClientError
 from myproto.store import slabClass
 from myproto.wire import classic, meta
+from myproto.wire.numbers import strtoul
 from myproto.wire.replies import CLASSIC, DELETED, EXISTS, META, NOT_FOUND, Outcome
 
 FLUSH_NOT_ALLOWED = b"flush_all not allowed"  # memcached -F
@@ -144,3 +146,53 @@ def metaDebug(request: meta.MetaDebugRequest, cache: Cache) -> Lines:
             item.size,
         )
     ]
+
+
+CACHEDUMP_NOT_ALLOWED = b"stats cachedump not allowed"  # memcached -X
+BAD_COMMAND_LINE = b"bad command line"
+ILLEGAL_SLAB_ID = b"Illegal slab id"
+# memcached's MAX_NUMBER_OF_SLAB_CLASSES, and its cap on a dump's reply.
+SLAB_CLASSES = 64
+CACHEDUMP_LIMIT = 2 * 1024 * 1024
+
+
+def cacheDump(arguments: Sequence[bytes], cache: Cache) -> Lines:
+    """
+    C{stats cachedump <class> <limit>}: one C{ITEM <key> [<bytes> b;
+    <expiry> s]} line per item of that slab class, most recently stored
+    first, at most C{limit} of them (0: all, within memcached's 2 MiB), then
+    C{END}.  memcached lists only its cold LRU; with its LRU maintainer off
+    that holds every item of the class, and with it on, every item that has
+    settled (not just stored, nor fetched since).  Items stored under a
+    binary (base64) key are left out, as memcached leaves them out.
+
+    @param arguments: the words after C{stats}.
+    """
+    if not cache.settings.dumpEnabled:
+        raise ClientError(CACHEDUMP_NOT_ALLOWED)
+    if len(arguments) < 3:
+        raise ClientError(BAD_COMMAND_LINE)
+    number = strtoul(arguments[1])
+    limit = strtoul(arguments[2])
+    if number is None or limit is None:
+        raise ClientError(classic.BAD_FORMAT)
+    if number >= SLAB_CLASSES:
+        raise ClientError(ILLEGAL_SLAB_ID)
+    lines: Lines = []
+    room = CACHEDUMP_LIMIT - 6
+    # The store's order is by last use; memcached's by last store (a fetch
+    # does not move an item within a minute), which the CAS follows.
+    for item in sorted(reversed(list(cache.store.items())), key=lambda item: -item.cas):
+        if limit and len(lines) >= limit:
+            break
+        if item.keyBinary or slabClass(item.size) != number:
+            continue
+        line = b"ITEM %s [%d b; %d s]" % (
+            item.key, len(item.value), int(item.expires) if item.expires else 0
+        )
+        room -= len(line) + 2
+        if room < 0:
+            break
+        lines.append(line)
+    lines.append(classic.END)
+    return lines

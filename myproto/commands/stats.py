@@ -255,7 +255,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("maxbytes", cache.store.maxBytes),
         ("maxconns", settings.connectionLimit),
         ("tcpport", listening.tcpPort if tcp else 0),
-        ("udpport", 0),
+        ("udpport", settings.udpPort),
         ("inter", (listening.interface if tcp else None) or "NULL"),
         ("verbosity", cache.verbosity),
         ("oldest", cache.oldestLive),
@@ -306,7 +306,42 @@ def settingsStats(cache: Cache) -> Pairs:
     pairs.append(("ssl_enabled", _yes(cache.certificates is not None)))
     pairs += _TLS_SETTINGS
     pairs += _LAST_SETTINGS
-    return pairs
+    tuned = _tunedSettings(cache)
+    return [(name, tuned.get(name, value)) for name, value in pairs]
+
+
+def _signed(value: int) -> int:
+    """
+    memcached prints the LRU percentages, unsigned, with C{%d}.
+    """
+    return value - 2**32 if value >= 2**31 else value
+
+
+def _tunedSettings(cache: Cache) -> dict[str, object]:
+    """
+    @return: the settings the tuning commands have set, in memcached's
+        format, by name (L{myproto.commands.tuning}).
+    """
+    tuning = cache.tuning
+    return {
+        "slab_automove_ratio": "%.2f" % (tuning.slabAutomoveRatio,),
+        "lru_segmented": _yes(tuning.lruSegmented),
+        "hot_lru_pct": _signed(tuning.hotLruPct),
+        "warm_lru_pct": _signed(tuning.warmLruPct),
+        "hot_max_factor": "%.2f" % (tuning.hotMaxFactor,),
+        "warm_max_factor": "%.2f" % (tuning.warmMaxFactor,),
+        "temp_lru": _yes(tuning.tempLru),
+        "temporary_ttl": tuning.temporaryTtl,
+        "ext_item_size": tuning.extItemSize,
+        "ext_item_age": tuning.extItemAge,
+        "ext_low_ttl": tuning.extLowTtl,
+        "ext_recache_rate": tuning.extRecacheRate,
+        "ext_compact_under": tuning.extCompactUnder,
+        "ext_drop_under": tuning.extDropUnder,
+        "ext_max_sleep": tuning.extMaxSleep,
+        "ext_max_frag": "%.2f" % (tuning.extMaxFrag,),
+        "ext_drop_unread": _yes(tuning.extDropUnread),
+    }
 
 
 def itemStats(cache: Cache) -> Pairs:

@@ -38,8 +38,11 @@ FETCHERS = 1
 MUTATIONS = 2
 EVICTIONS = 4
 _QUIET = 8  # classes memcached has and myproto never logs
+CONNEVENTS = 16
 EVENT_NAMES = dict.fromkeys(classic.WATCH_EVENTS, _QUIET)
-EVENT_NAMES.update({b"evictions": EVICTIONS, b"fetchers": FETCHERS, b"mutations": MUTATIONS})
+EVENT_NAMES.update(
+    {b"evictions": EVICTIONS, b"fetchers": FETCHERS, b"mutations": MUTATIONS, b"connevents": CONNEVENTS}
+)
 
 # memcached's limit on watchers at once.
 WATCHER_LIMIT = 20
@@ -154,6 +157,27 @@ class Watchers:
         for watcher in list(self._watchers):
             if watcher.events & event:
                 watcher.deliver(line)
+
+    def connectionEvent(
+        self, opened: bool, host: str, port: int, transport: str, reason: str, number: int
+    ) -> None:
+        """
+        A client connection opened or closed (memcached's C{conn_new} and
+        C{conn_close} lines, for C{watch connevents}).
+
+        @param transport: C{tcp}, C{udp} or C{local}.
+        @param reason: why it closed: C{normal}, C{error}, C{idle_timeout}
+            or C{shutdown}.
+        @param number: its file descriptor.
+        """
+        if not self._mask & CONNEVENTS:
+            return
+        address = b"rip=%s rport=%d transport=%s" % (host.encode("ascii"), port, transport.encode("ascii"))
+        if opened:
+            body = b"type=conn_new %s cfd=%d" % (address, number)
+        else:
+            body = b"type=conn_close %s reason=%s cfd=%d" % (address, reason.encode("ascii"), number)
+        self._emit(CONNEVENTS, body)
 
     def _clientNumber(self) -> int:
         connection = self._cache.currentConnection

@@ -442,15 +442,6 @@ def _parseMemoryLimit(verb: bytes, tokens: list[bytes], count: int) -> MemoryLim
     return MemoryLimitRequest(megabytes, noreply)
 
 
-def _parseSlabs(verb: bytes, tokens: list[bytes], count: int) -> SlabsAutomoveRequest:
-    # memcached's "slabs automove ratio" and "slabs reassign" tune slab
-    # pages, which myproto does not have: ERROR, as for other unknown forms.
-    if count < 4 or tokens[1] != b"automove" or tokens[2] == b"ratio":
-        raise UnknownCommand()
-    noreply = saysNoreply(tokens, count)
-    return SlabsAutomoveRequest(strtoul(tokens[2]), noreply)
-
-
 def _parseStats(verb: bytes, tokens: list[bytes], count: int) -> StatsRequest:
     return StatsRequest(tuple(tokens[1 : count - 1]))
 
@@ -488,9 +479,9 @@ def _parseWatch(verb: bytes, tokens: list[bytes], count: int) -> WatchRequest:
 
 EARLY_BRANCHES = frozenset(b"gsacidt")
 
-# memcached administration commands about its slab allocator, LRU tuning
-# and extstore, which myproto does not have: C{ERROR}, as memcached gives for
-# arguments it does not understand (never the HTTP hang-up).
+# Verbs memcached answers with C{ERROR} whatever follows (never the HTTP
+# hang-up); C{lru} and C{extstore} only with too few words (see
+# L{myproto.wire.tuning}, which parses them).
 UNSUPPORTED_VERBS = frozenset([b"lru", b"extstore"])
 
 
@@ -562,7 +553,6 @@ PARSERS: dict[bytes, Callable[[bytes, list[bytes], int], Request]] = {
     b"mn": lambda verb, tokens, count: NoOpRequest(),
     b"cache_memlimit": _parseMemoryLimit,
     b"watch": _parseWatch,
-    b"slabs": _parseSlabs,
     b"lru_crawler": lambda verb, tokens, count: LruCrawlerRequest(tuple(tokens[1 : count - 1])),
     b"refresh_certs": lambda verb, tokens, count: RefreshCertificatesRequest(
         saysNoreply(tokens, count)

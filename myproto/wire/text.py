@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Union
 
 from myproto.errors import CloseConnection, UnknownCommand
-from myproto.wire import classic, meta
+from myproto.wire import classic, meta, tuning
 
 TextRequest = Union[classic.Request, meta.MetaRequest]
 
-_PARSERS = classic.PARSERS
+_PARSERS = {**classic.PARSERS, **tuning.PARSERS}
 
 
 def parseRequest(line: bytes) -> TextRequest:
