@@ -405,7 +405,7 @@ class Options(usage.Options):
         ["unix-mask", "a", "700", "Access mask of Unix sockets, in octal (memcached -a).", parseMask],
         ["udp-port", "U", 0, "UDP port; 0 is off; not served yet (memcached -U).", parseInteger],
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
-        ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
+        ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves; twistd myproto-pool --workers N runs N processes (memcached -t).", parseInteger],
         ["protocol", "B", "auto", "ascii, binary or auto: detected on each connection's first byte (memcached -B).", parseProtocol],
         ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
         ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],

@@ -74,7 +74,10 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
     if config.get("enable-sasl"):
         notes.append("SASL is not served yet: ignoring -S")
     if settings.threads != ServerSettings.threads:
-        notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
+        notes.append(
+            "One reactor thread serves: -t {0} noted; for {0} processes, one"
+            " per core, run twistd myproto-pool --workers {0}".format(settings.threads)
+        )
     if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:
         notes.append("-R {} noted; the reply window is fixed".format(settings.maxRequestsPerEvent))
     if config.get("tls") and not config.get("enable-ssl"):
