@@ -60,6 +60,11 @@ sys.path.insert(0, str(REPO))
 from myproto.pool import findNutcracker, nutcrackerConfig  # noqa: E402
 
 CLIENTS = 16
+# The paths: 16 connections over the servers, 16 to each server, or 16 to
+# the proxy.
+DIRECT = "direct"
+EACH = "direct, 16 conns each"
+PROXY = "proxy"
 VALUE_SIZE = 100
 SET_EVERY = 10
 MEMORY_MB = 1024
@@ -235,16 +240,18 @@ def measure(system: System, path: str, config: Path, core: int | None, duration:
     requests its servers served.
 
     Directly, memcaslap runs one thread per server, each with its share of
-    the 16 connections and keys of its own: to each server, the traffic of a
-    client that hashes keys over the servers.  Through the proxy, one
-    thread and 16 connections, as workload (a).
+    the 16 connections (L{DIRECT}) or 16 of its own (L{EACH}: each server
+    loaded as the single process is) and keys of its own: to each server,
+    the traffic of a client that hashes keys over the servers.  Through the
+    proxy, one thread and 16 connections, as workload (a).
     """
-    ports = system.direct if path == "direct" else [system.proxied]
+    ports = [system.proxied] if path == PROXY else system.direct
+    connections = CLIENTS * len(ports) if path == EACH else CLIENTS
     argv = [
         findProgram("memcaslap", "memaslap"),
         "--servers={}".format(",".join("{}:{}".format(HOST, port) for port in ports)),
         "--threads={}".format(len(ports)),
-        "--concurrency={}".format(CLIENTS),
+        "--concurrency={}".format(connections),
         "--cfg_cmd={}".format(config),
         "--fixed_size={}".format(VALUE_SIZE),
         "--time={}s".format(duration),
@@ -286,7 +293,7 @@ def table(rows: list[tuple[str, str, Result]]) -> list[str]:
         lines.append(
             "| {} | {} | {:,.0f} | {:.1f} | {} | {:.1f} | {:.2f}× |".format(
                 name, path, statistics.median(result.ops), servers,
-                "{:.1f}".format(proxy) if path == "proxy" else "", total, servers / single,
+                "{:.1f}".format(proxy) if path == PROXY else "", total, servers / single,
             )
         )
     return lines
@@ -310,9 +317,12 @@ def main() -> None:
         systems.append(startPool(workdir, serverCore, 2))
         systems.append(startMemcached(workdir, serverCore, 1))
         systems.append(startMemcached(workdir, serverCore, 2))
-        plan = [(systems[0], "direct")]
+        plan = [(systems[0], DIRECT)]
         for system in systems[1:]:
-            plan += [(system, "direct"), (system, "proxy")]
+            plan += [(system, DIRECT)]
+            if len(system.direct) > 1:
+                plan += [(system, EACH)]
+            plan += [(system, PROXY)]
         results = {index: Result() for index in range(len(plan))}
         config = workdir / "a.cnf"
         config.write_text("key\n16 16 1\nvalue\n{0} {0} 1\ncmd\n0 {1:.3f}\n1 {2:.3f}\n".format(VALUE_SIZE, 1 / SET_EVERY, 1 - 1 / SET_EVERY))
@@ -353,7 +363,8 @@ def main() -> None:
             started, arguments.rounds, arguments.duration, platform.python_version()
         ),
         "Workload (a) as bench/run.py runs it (memcaslap, 90/10 get/set, 100 B values, {} connections); directly,"
-        " one memcaslap thread per server, each with its share of the connections and keys of its own (to each"
+        " one memcaslap thread per server, each with its share of the 16 connections (or, \"16 conns each\", 16 of"
+        " its own: each worker loaded as the one process is) and keys of its own (to each"
         " server, the traffic of a client hashing keys over them); through the proxy, one thread. CPU per request:"
         " each process's CPU time from /proc over the run, divided by the gets and sets the servers counted.".format(CLIENTS),
         "Every server process pinned to core {}, the load to core {}; {} cores; load average {} before, {} after"

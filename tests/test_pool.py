@@ -10,6 +10,8 @@ cleanup, whatever happened; every wait has a deadline.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import myproto
 from myproto.pool import Options, nutcrackerConfig, proxyListen
 from myproto.poolmetrics import mergeExpositions, proxyExposition
+from tests.readme import readmeExample
 from tests.reference import freePort
 
 SOURCE_ROOT = Path(myproto.__file__).resolve().parent.parent
@@ -537,6 +540,22 @@ class PoolTests(SynchronousTestCase):
         self.assertNotIn("nutcracker", child.output())
         self.assertEqual(child.stop(), 0)
         self.assertEqual(sessionMembers(child.popen.pid), [])
+
+    def test_readmeExamples(self) -> None:
+        """
+        The README's client examples for a pool work as written, on this
+        pool's ports.
+        """
+        pool = Pool(self, 2)
+        ports = {"11211": pool.proxyPort, "11212": pool.first, "11213": pool.first + 1}
+        for name, printed in [("pool-pylibmc", "hello"), ("pool-hashclient", "b'hello'"), ("pool-proxy", "b'hello'")]:
+            code = readmeExample(name)
+            for old, new in ports.items():
+                code = code.replace(old, str(new))
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                exec(compile(code, name, "exec"), {})
+            self.assertEqual(output.getvalue(), printed + "\n", name)
 
     @staticmethod
     def _answers(client: Client) -> bool:
