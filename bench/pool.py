@@ -32,18 +32,22 @@ import os
 import platform
 import signal
 import socket
+import json
 import re
+import selectors
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import loadgen  # noqa: E402
 from servers import (  # noqa: E402
     CLOCK_TICKS,
     HOST,
@@ -60,6 +64,7 @@ sys.path.insert(0, str(REPO))
 from myproto.pool import findNutcracker, nutcrackerConfig  # noqa: E402
 
 CLIENTS = 16
+PACED_KEYS = 10000
 # The paths: 16 connections over the servers, 16 to each server, or 16 to
 # the proxy.
 DIRECT = "direct"
@@ -205,6 +210,94 @@ def startSingle(workdir: Path, core: int | None) -> System:
     return System("myproto, one process", [server.pid], None, [server.port], None, [server.process])
 
 
+class PacedClient:
+    """
+    One client of the paced load: a connection to every server, one request
+    in flight, each sent to the server its key's CRC-32 picks, no sooner
+    than its turn in a fixed schedule.
+    """
+
+    def __init__(self, sockets: list[socket.socket], requests: list[bytes], targets: list[int], offset: int) -> None:
+        self.sockets = sockets
+        self.requests = requests
+        self.targets = targets
+        self.counter = offset
+        self.sent = 0
+        self.received = b""
+        self.completed = 0
+        self.misses = 0
+        self.busy = False
+
+    def send(self) -> None:
+        index = self.counter % len(self.requests)
+        self.counter += 1
+        self.sent += 1
+        self.busy = True
+        self.sockets[self.targets[index]].sendall(self.requests[index])
+
+    def receive(self, sock: socket.socket) -> None:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("a server closed the connection")
+        self.received += chunk
+        if self.received.endswith(loadgen.END) or self.received.endswith(loadgen.STORED):
+            if self.received == loadgen.END:
+                self.misses += 1
+            self.received = b""
+            self.completed += 1
+            self.busy = False
+
+
+def pacedLoad(arguments: argparse.Namespace) -> None:
+    """
+    The paced load's own process: connect, store every key on every server,
+    say C{ready}, wait for C{go}, send C{--rate} requests a second in all
+    for C{--duration} seconds, print the result.
+    """
+    ports = [int(port) for port in arguments.ports.split(",")]
+    requests = loadgen.mixRequests(PACED_KEYS, SET_EVERY, VALUE_SIZE)
+    targets = [zlib.crc32(request.split()[1]) % len(ports) for request in requests]
+    for port in ports:
+        with loadgen.connect(port, None) as sock:
+            loadgen.fill(sock, PACED_KEYS, VALUE_SIZE, 100)
+    selector = selectors.DefaultSelector()
+    clients = []
+    for index in range(arguments.clients):
+        sockets = [loadgen.connect(port, None) for port in ports]
+        client = PacedClient(sockets, requests, targets, index * len(requests) // arguments.clients)
+        clients.append(client)
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ, client)
+    loadgen.handshake()
+    interval = arguments.clients / arguments.rate  # between one client's requests
+    start = time.monotonic()
+    deadline = start + arguments.duration
+    late = 0
+    now = start
+    while now < deadline:
+        soonest = deadline
+        for index, client in enumerate(clients):
+            if client.busy:
+                continue
+            due = start + (client.sent + index / len(clients)) * interval
+            if due <= now:
+                late += due < now - interval
+                client.send()
+            else:
+                soonest = min(soonest, due)
+        for key, _ in selector.select(timeout=max(0.0, soonest - time.monotonic())):
+            key.data.receive(key.fileobj)
+        now = time.monotonic()
+    loadgen.emit(
+        {
+            "ops": sum(client.completed for client in clients),
+            "misses": sum(client.misses for client in clients),
+            "seconds": now - start,
+            "late": late,
+        }
+    )
+
+
 def operations(ports: list[int]) -> int:
     """
     @return: C{cmd_get} plus C{cmd_set} summed over the servers on C{ports}.
@@ -232,6 +325,7 @@ class Result:
     servers: list[float] = field(default_factory=list)
     proxy: list[float] = field(default_factory=list)
     supervisor: list[float] = field(default_factory=list)
+    late: list[float] = field(default_factory=list)
 
 
 def measure(system: System, path: str, config: Path, core: int | None, duration: int, result: Result) -> None:
@@ -276,6 +370,45 @@ def measure(system: System, path: str, config: Path, core: int | None, duration:
     result.supervisor.append(perOp([system.supervisor]) if system.supervisor else 0.0)
 
 
+def measurePaced(system: System, path: str, rate: int, core: int | None, duration: int, result: Result) -> None:
+    """
+    One run of the paced load along C{path} at C{rate} requests a second
+    (per server for L{EACH}), counting C{system}'s CPU and the requests its
+    servers served.
+    """
+    ports = [system.proxied] if path == PROXY else system.direct
+    clients, total = (CLIENTS * len(ports), rate * len(ports)) if path == EACH else (CLIENTS, rate)
+    argv = [
+        sys.executable, str(Path(__file__).resolve()), "paced", "--ports", ",".join(map(str, ports)),
+        "--duration", str(duration), "--rate", str(total), "--clients", str(clients),
+    ]
+    process = subprocess.Popen(pinned(core, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=dieWithParent)
+    assert process.stdin is not None and process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        raise SystemExit("bench: the paced load did not start")
+    pids = system.servers + ([system.proxy] if system.proxy else []) + ([system.supervisor] if system.supervisor else [])
+    before = {pid: cpuSeconds(pid) for pid in pids}
+    opsBefore = operations(system.direct)
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    answer = json.loads(process.stdout.readline())
+    opsAfter = operations(system.direct)
+    after = {pid: cpuSeconds(pid) for pid in pids}
+    process.wait()
+    if answer["misses"]:
+        raise SystemExit("bench: {} misses against {}".format(answer["misses"], system.name))
+    ops = opsAfter - opsBefore
+
+    def perOp(chosen: list[int]) -> float:
+        return sum(after[pid] - before[pid] for pid in chosen) / ops * 1e6
+
+    result.ops.append(answer["ops"] / answer["seconds"])
+    result.servers.append(perOp(system.servers))
+    result.proxy.append(perOp([system.proxy]) if system.proxy else 0.0)
+    result.supervisor.append(perOp([system.supervisor]) if system.supervisor else 0.0)
+    result.late.append(answer["late"] / max(answer["ops"], 1))
+
+
 def loadAverage() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -304,6 +437,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per run")
     parser.add_argument("--results", type=Path, help="append the table to this Markdown file")
+    parser.add_argument("--rate", type=int, help="pace the load: this many requests a second (per server for"
+                        " 16 conns each), from a Python client, instead of memcaslap's as many as they answer")
+    if sys.argv[1:2] == ["paced"]:
+        paced = argparse.ArgumentParser()
+        paced.add_argument("--ports", required=True)
+        paced.add_argument("--duration", type=float, required=True)
+        paced.add_argument("--rate", type=int, required=True)
+        paced.add_argument("--clients", type=int, required=True)
+        pacedLoad(paced.parse_args(sys.argv[2:]))
+        return
     arguments = parser.parse_args()
 
     cores = sorted(os.sched_getaffinity(0))
@@ -333,7 +476,10 @@ def main() -> None:
             order = order[round % len(order):] + order[: round % len(order)]
             for index in order:
                 system, path = plan[index]
-                measure(system, path, config, loadCore, arguments.duration, results[index])
+                if arguments.rate:
+                    measurePaced(system, path, arguments.rate, loadCore, arguments.duration, results[index])
+                else:
+                    measure(system, path, config, loadCore, arguments.duration, results[index])
                 print(
                     "round {} {} {}: {:,.0f} ops/s, servers {:.1f} µs/op, proxy {:.1f} µs/op".format(
                         round + 1, system.name, path, results[index].ops[-1], results[index].servers[-1], results[index].proxy[-1]
@@ -354,19 +500,34 @@ def main() -> None:
                     process.kill()
     rows = [(plan[index][0].name, plan[index][1], results[index]) for index in range(len(plan))]
     supervisor = max(statistics.median(result.supervisor) for _, _, result in rows)
+    command = "python bench/pool.py --rounds {} --duration {}{}".format(
+        arguments.rounds, arguments.duration, " --rate {}".format(arguments.rate) if arguments.rate else ""
+    )
+    if arguments.rate:
+        load = (
+            "A paced load from a Python client: workload (a)'s requests (90/10 get/set, 100 B values, 10,000 keys),"
+            " {} requests a second in all (per server for \"16 conns each\"), from {} clients with one request in"
+            " flight each; directly, each client keeps a connection to every server and sends each key to the server"
+            " its CRC-32 picks; at this rate no server falls behind, so every row pays the cost of a request met on"
+            " its own (no batching), whatever else the machine does. Late requests (sent over one interval behind"
+            " schedule): at most {:.1%}.".format(arguments.rate, CLIENTS, max(max(r.late) for _, _, r in rows))
+        )
+    else:
+        load = (
+            "Workload (a) as bench/run.py runs it (memcaslap, 90/10 get/set, 100 B values, {} connections, as many"
+            " requests as the servers answer); directly, one memcaslap thread per server, each with its share of the"
+            " 16 connections (or, \"16 conns each\", 16 of its own: each worker loaded as the one process is) and"
+            " keys of its own (to each server, the traffic of a client hashing keys over them); through the proxy,"
+            " one thread.".format(CLIENTS)
+        )
     lines = [
         "",
-        "## Pools (bench/pool.py)",
+        "### {}".format("paced, {:,} requests a second".format(arguments.rate) if arguments.rate else "as fast as they answer"),
         "",
-        "Measured {} with `python bench/pool.py --rounds {}`: rounds of {:.0f} s, every row once per round,"
-        " the order turning each round, medians. CPython {}, memcached 1.6.18, twemproxy 0.5.0.".format(
-            started, arguments.rounds, arguments.duration, platform.python_version()
-        ),
-        "Workload (a) as bench/run.py runs it (memcaslap, 90/10 get/set, 100 B values, {} connections); directly,"
-        " one memcaslap thread per server, each with its share of the 16 connections (or, \"16 conns each\", 16 of"
-        " its own: each worker loaded as the one process is) and keys of its own (to each"
-        " server, the traffic of a client hashing keys over them); through the proxy, one thread. CPU per request:"
-        " each process's CPU time from /proc over the run, divided by the gets and sets the servers counted.".format(CLIENTS),
+        "Measured {} with `{}`: rounds of {} s, every row once per round, the order turning each round, medians."
+        " CPython {}, memcached 1.6.18, twemproxy 0.5.0.".format(started, command, arguments.duration, platform.python_version()),
+        load + " CPU per request: each process's CPU time from /proc over the run, divided by the gets and sets"
+        " the servers counted.",
         "Every server process pinned to core {}, the load to core {}; {} cores; load average {} before, {} after"
         " (other work shared the machine, so throughputs vary more than CPU per request).".format(serverCore, loadCore, os.cpu_count(), loadBefore, loadAfter),
         "The pools' supervisor (twistd and its ProcessMonitor) spent at most {:.2f} µs per request.".format(supervisor),

@@ -455,7 +455,8 @@ class PoolTests(SynchronousTestCase):
         """
         A killed worker is restarted by the monitor, and the restart logged;
         its keys miss and refill, the other workers' keys are untouched, and
-        the proxy ejects it and later admits it again.
+        the proxy ejects it and later admits it again.  A killed proxy is
+        restarted and logged too.
         """
         pool = Pool(self, 3, "--server-failure-limit", "1", "--server-retry-timeout", "1000")
         proxy = pool.proxy()
@@ -487,6 +488,13 @@ class PoolTests(SynchronousTestCase):
             return len(pool.worker(1).get_many(lost)) == len(lost)
 
         wait(refilled, "the proxy to send worker-1's keys to it again")
+        self.assertEqual(pool.proxy().get_many(KEYS), VALUES)
+
+        # The proxy, killed, is restarted too; the workers keep the keys.
+        proxyPid = pool.pid("proxy")
+        os.kill(proxyPid, signal.SIGKILL)
+        pool.child.waitFor("proxy (pid {}) had exited; restarted it".format(proxyPid))
+        wait(lambda: accepts(HOST, pool.proxyPort), "the proxy to listen again")
         self.assertEqual(pool.proxy().get_many(KEYS), VALUES)
         self.assertEqual(pool.child.stop(), 0)
         self.assertEqual(sessionMembers(pool.child.popen.pid), [])
