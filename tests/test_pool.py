@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import runpy
 import shutil
 import signal
 import socket
@@ -634,3 +635,36 @@ class AcrossHostsTests(SynchronousTestCase):
         self.assertEqual(sorted(memcached), sorted(KEYS))
         self.assertEqual(sorted(set(memcached.values())), [0, 1, 2])
         self.assertEqual(mixed, memcached)
+
+
+class ApplicationFileTests(SynchronousTestCase):
+    """
+    C{tac/pool.tac} builds the same pool as the plugin, from the
+    environment.
+    """
+
+    def test_tac(self) -> None:
+        """
+        The environment's worker count, ports and memory reach the pool; with
+        C{MYPROTO_POOL_NO_PROXY=1} it runs no proxy.
+        """
+        from twisted.application.service import IServiceCollection
+
+        for name, value in [
+            ("MYPROTO_POOL_WORKERS", "3"),
+            ("MYPROTO_POOL_WORKER_PORTS", "21000"),
+            ("MYPROTO_MEMORY_LIMIT", "300"),
+            ("MYPROTO_POOL_NO_PROXY", "1"),
+        ]:
+            self.addCleanup(os.environ.pop, name, None)
+            os.environ[name] = value
+        namespace = runpy.run_path(str(SOURCE_ROOT / "tac" / "pool.tac"))
+        (pool,) = list(IServiceCollection(namespace["application"]))
+        self.addCleanup(shutil.rmtree, pool.temporary, True)
+        self.assertEqual(
+            pool.lines,
+            [
+                "myproto {} pool: 3 workers, 100 megabytes each (-m 300 split evenly)".format(myproto.__version__),
+                "Worker addresses, for a hashing client: 127.0.0.1:21000 127.0.0.1:21001 127.0.0.1:21002",
+            ],
+        )
