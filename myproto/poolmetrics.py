@@ -140,7 +140,8 @@ class _Collect(Protocol):
     def __init__(self, request: bytes) -> None:
         self.request = request
         self.chunks: list[bytes] = []
-        self.done: Deferred[bytes] = Deferred()
+        # Cancelled (a scrape that timed out): hang up rather than linger.
+        self.done: Deferred[bytes] = Deferred(lambda ignored: self.transport.abortConnection())  # type: ignore[union-attr]
 
     def connectionMade(self) -> None:
         if self.request:
@@ -149,8 +150,9 @@ class _Collect(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.chunks.append(data)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
-        self.done.callback(b"".join(self.chunks))
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if not self.done.called:
+            self.done.callback(b"".join(self.chunks))
 
 
 class _CollectFactory(Factory):

@@ -668,3 +668,34 @@ class ApplicationFileTests(SynchronousTestCase):
                 "Worker addresses, for a hashing client: 127.0.0.1:21000 127.0.0.1:21001 127.0.0.1:21002",
             ],
         )
+
+
+class ScrapeTimeoutTests(SynchronousTestCase):
+    """
+    A worker or proxy that does not answer a scrape in time is hung up on
+    and reported down, and the page is still served.
+    """
+
+    def test_silentWorker(self) -> None:
+        """
+        After L{SCRAPE_TIMEOUT} seconds without an answer, the connection is
+        aborted and C{myproto_pool_worker_up} is 0.
+        """
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from myproto.poolmetrics import SCRAPE_TIMEOUT, PoolMetricsResource
+
+        reactor = MemoryReactorClock()
+        resource = PoolMetricsResource(reactor, {"0": "/nowhere.sock"}, None)
+        pages: list[str] = []
+        resource.page().addCallback(pages.append)
+        (path, factory, timeout, check) = reactor.unixClients[0]
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.value(), b"GET /metrics HTTP/1.0\r\nHost: worker\r\n\r\n")
+        self.assertEqual(pages, [])
+        reactor.advance(SCRAPE_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        (page,) = pages
+        self.assertIn('myproto_pool_worker_up{worker="0"} 0', page)
