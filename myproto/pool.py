@@ -386,8 +386,9 @@ class PoolService(MultiService):
 
 def _workerAddress(config: Mapping[str, Any], index: int) -> tuple[str, str]:
     """
-    @return: worker C{index}'s endpoint description and its address as a
-        client or twemproxy names it.
+    @return: worker C{index}'s C{-l} value (memcached's interface form, or
+        a C{unix:} description) and its address as a client or twemproxy
+        names it.
     """
     if config.get("worker-sockets"):
         path = os.path.abspath(os.path.join(config["worker-sockets"], "worker-{}.sock".format(index)))
@@ -395,7 +396,9 @@ def _workerAddress(config: Mapping[str, Any], index: int) -> tuple[str, str]:
     port = int(config.get("worker-ports", DEFAULT_WORKER_PORT)) + index
     interface = config.get("worker-interface", DEFAULT_WORKER_INTERFACE)
     shown = "[{}]".format(interface) if ":" in interface else interface
-    return "tcp:{}:interface={}".format(port, interface.replace(":", "\\:")), "{}:{}".format(shown, port)
+    # memcached's -l form, not a tcp: description, so that -Z makes it TLS.
+    address = "{}:{}".format(shown, port)
+    return address, address
 
 
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:

@@ -18,6 +18,7 @@ import runpy
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,13 @@ import pylibmc
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from twisted.python import usage
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 import myproto
 from myproto.pool import Options, nutcrackerConfig, proxyListen
 from myproto.poolmetrics import mergeExpositions, proxyExposition
+from tests.helpers import selfSignedFiles
 from tests.readme import readmeExample
 from tests.reference import freePort
 
@@ -565,6 +568,36 @@ class PoolTests(SynchronousTestCase):
             with contextlib.redirect_stdout(output):
                 exec(compile(code, name, "exec"), {})
             self.assertEqual(output.getvalue(), printed + "\n", name)
+
+    def test_tlsAndAuthPassThrough(self) -> None:
+        """
+        With C{--no-proxy}, C{-Z -o ssl_*} and C{-Y} reach every worker:
+        each serves TLS and asks clients to authenticate.
+        """
+        directory = Path(self.mktemp()).resolve()
+        keyFile, certFile, certificate = selfSignedFiles(FilePath(str(directory / "tls")), "localhost")
+        users = directory / "users.txt"
+        users.write_text("alice:s3cret\n")
+        first = freePorts(2)
+        child = Child(
+            self,
+            twistd(
+                "--workers", "2", "--no-proxy", "--worker-ports", str(first), "-Y", str(users),
+                "-Z", "-o", "ssl_chain_cert={},ssl_key={}".format(certFile.path, keyFile.path),
+            ),
+            directory,
+        )
+        context = ssl.create_default_context(cadata=certificate.decode("ascii"))
+        for port in (first, first + 1):
+            wait(lambda: accepts(HOST, port), "port {}".format(port))
+            client = Client((HOST, port), connect_timeout=2, timeout=2, tls_context=context)
+            self.assertRaises(Exception, client.set, "k", "v", noreply=False)
+            client.close()
+            self.assertTrue(client.set("auth", "alice s3cret", noreply=False))
+            self.assertTrue(client.set("k", "v", noreply=False))
+            self.assertEqual(client.get("k"), b"v")
+            client.close()
+        self.assertEqual(child.stop(), 0)
 
     @staticmethod
     def _answers(client: Client) -> bool:
