@@ -452,11 +452,13 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
         arguments += config["worker-arguments"]
         monitor.addProcess("worker-{}".format(index), arguments, env=environment)
 
-    lines = [
-        "myproto {} pool: {} workers, {} megabytes each (-m {} split evenly)".format(
-            myproto.__version__, workers, config["worker-memory"], config["memory-limit"]
+    if workers:
+        layout = "{} workers, {} megabytes each (-m {} split evenly)".format(
+            workers, config["worker-memory"], config["memory-limit"]
         )
-    ]
+    else:
+        layout = "no workers, a proxy for the --remote servers"
+    lines = ["myproto {} pool: {}".format(myproto.__version__, layout)]
     if addresses:
         lines.append("Worker addresses, for a hashing client: {}".format(" ".join(addresses)))
     statsAddress = None
