@@ -436,7 +436,7 @@ class Options(usage.Options):
         ["unix-mask", "a", "700", "Access mask of Unix sockets, in octal (memcached -a).", parseMask],
         ["udp-port", "U", 0, "UDP port, on the first TCP interface; 0 is off (memcached -U).", parseInteger],
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
-        ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
+        ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves; twistd myproto-pool --workers N runs N processes (memcached -t).", parseInteger],
         ["protocol", "B", None, "ascii, binary or auto: detected on each connection's first byte [default: auto; binary with -S] (memcached -B).", parseProtocol],
         ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
         ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],

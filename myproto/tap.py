@@ -75,7 +75,10 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
         notes.append("Serving memcached's UDP protocol on udp:{}:interface={}".format(
             settings.udpPort, settings.listening.interface or "0.0.0.0"))
     if settings.threads != ServerSettings.threads:
-        notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
+        notes.append(
+            "One reactor thread serves: -t {0} noted; for {0} processes, one"
+            " per core, run twistd myproto-pool --workers {0}".format(settings.threads)
+        )
     if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:
         notes.append("-R {} noted; the reply window is fixed".format(settings.maxRequestsPerEvent))
     if config.get("tls") and not config.get("enable-ssl"):

@@ -67,6 +67,8 @@ ORDER = [
     "myproto.service",
     # Entry points.
     "myproto.tap",
+    "myproto.poolmetrics",
+    "myproto.pool",
     "myproto.local",
     "myproto.embedded",
     "myproto.testing",
