@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from myproto.config import ServerSettings
 from myproto.stats import PrefixStats, ServerStats
-from myproto.store import IItemObserver, Item, MemoryStore
+from myproto.store import IItemObserver, Item, MemoryStore, slabSizes
 from myproto.wire.replies import Outcome
 
 # Clients gate features on the server's version, so myproto reports the
@@ -175,6 +175,8 @@ class Cache:
     @ivar crawler: the C{lru_crawler} settings and state.
     @ivar certificates: set by the service wiring when the server has
         C{mtls:} endpoints, else L{None}.
+    @ivar slabSizes: the chunk size of each slab class memcached would
+        make with the C{-f} and C{-n} settings (L{myproto.store.slabSizes}).
     @ivar timings: per-command durations, kept while a metrics endpoint is
         configured (L{myproto.metrics}), else L{None}.
     """
@@ -182,7 +184,7 @@ class Cache:
     def __init__(self, store: MemoryStore, settings: ServerSettings) -> None:
         self.store = store
         self.stats = ServerStats()
-        self.prefixStats = PrefixStats()
+        self.prefixStats = PrefixStats(ord(settings.detailDelimiter[:1] or ":"))
         self.settings = settings
         self.verbosity = settings.verbosity
         self.slabAutomove = 1
@@ -199,6 +201,8 @@ class Cache:
         self.crawler = CrawlerState()
         self.certificates: Certificates | None = None
         self.timings: CommandTimer | None = None
+        # The slab classes -f and -n make, as stats slabs and me report them.
+        self.slabSizes = slabSizes(settings.growthFactor, settings.chunkSizeMin)
 
     def newReplyWindow(self) -> None:
         """

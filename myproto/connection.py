@@ -39,11 +39,9 @@ INTERNAL_ERROR = b"SERVER_ERROR internal error"
 # before it reads and answers more.
 REPLY_BATCH_LIMIT = 64 * 1024
 
-# memcached carries out at most this many commands of one read before it
-# writes its replies, then this many at a time (its reqs_per_event, 20, plus
-# the command it starts with); see Cache.newReplyWindow.
-FIRST_REPLY_WINDOW = 21
-REPLY_WINDOW = 20
+# memcached carries out at most -R commands (its reqs_per_event, 20 by
+# default) plus the one it starts with of one read before it writes its
+# replies and yields, then -R at a time; see Cache.newReplyWindow.
 
 
 class Signal(Enum):
@@ -154,7 +152,7 @@ class ServerConnection:
         # A data block's parts so far; a list only once a block spans reads.
         self._chunks: list[bytes] | tuple[()] = ()
         self._remaining = 0
-        self._windowRoom = FIRST_REPLY_WINDOW
+        self._windowRoom = cache.settings.maxRequestsPerEvent + 1
         self.stream: Optional[Stream] = None
         self.shutdownGraceful = False
         self.commandLines = 0
@@ -227,7 +225,7 @@ class ServerConnection:
                 # memcached writes its replies whenever it runs out of whole
                 # lines (but not while it waits for the rest of a data block).
                 self._cache.newReplyWindow()
-            self._windowRoom = FIRST_REPLY_WINDOW
+            self._windowRoom = self._cache.settings.maxRequestsPerEvent + 1
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         position = 0
@@ -357,8 +355,12 @@ class ServerConnection:
             self._nextReplyWindow()
 
     def _nextReplyWindow(self) -> None:
-        self._cache.newReplyWindow()
-        self._windowRoom = REPLY_WINDOW
+        # Where memcached, its -R requests done, writes its replies and
+        # yields to other connections (even with no more input waiting).
+        cache = self._cache
+        cache.newReplyWindow()
+        cache.stats.connYields += 1
+        self._windowRoom = cache.settings.maxRequestsPerEvent
 
     def _carryOutLine(self, line: bytes, replies: list[bytes]) -> Signal:
         request = None

@@ -317,6 +317,21 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         raise ValueError("The listen backlog must be at least 1")
     mask = config.get("unix-mask", DEFAULT_UNIX_MODE)
     protocol = parseProtocol(config.get("protocol", "auto"))
+    # memcached's -t, -R, -n and -D checks, in its words.
+    threads = int(config.get("threads", ServerSettings.threads))
+    if threads < 1:
+        raise ValueError("Number of threads must be greater than 0")
+    requestsPerEvent = int(config.get("max-reqs-per-event", ServerSettings.maxRequestsPerEvent))
+    if requestsPerEvent < 1:
+        raise ValueError("Number of requests per event must be greater than 0")
+    chunkSizeMin = int(config.get("slab-min-size", ServerSettings.chunkSizeMin))
+    if chunkSizeMin < 1:
+        raise ValueError("Chunk size must be greater than 0")
+    delimiter = str(config.get("prefix-delimiter", ServerSettings.detailDelimiter))
+    if not delimiter:
+        raise ValueError("No delimiter specified")
+    if not delimiter[0].isascii():
+        raise ValueError("The -D delimiter must be an ASCII character")
     return ServerSettings(
         memoryLimit=memoryBytes,
         maxItemSize=maxItemSize,
@@ -335,18 +350,17 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         listenBacklog=backlog,
         unixMask=parseMask(mask) if isinstance(mask, str) else int(mask),
         udpPort=int(config.get("udp-port", 0)),
-        threads=int(config.get("threads", ServerSettings.threads)),
+        threads=threads,
         protocol=protocol,
-        maxRequestsPerEvent=int(
-            config.get("max-reqs-per-event", ServerSettings.maxRequestsPerEvent)
-        ),
+        maxRequestsPerEvent=requestsPerEvent,
         evictions=not config.get("disable-evictions", False),
         flushEnabled=not config.get("disable-flush-all", False),
         dumpEnabled=not config.get("disable-dumping", False),
         watchEnabled=not config.get("disable-watch", False),
-        detailDelimiter=str(config.get("prefix-delimiter", ServerSettings.detailDelimiter)),
+        # memcached takes the first character.
+        detailDelimiter=delimiter[0],
         growthFactor=float(config.get("slab-growth-factor", ServerSettings.growthFactor)),
-        chunkSizeMin=int(config.get("slab-min-size", ServerSettings.chunkSizeMin)),
+        chunkSizeMin=chunkSizeMin,
     )
 
 
@@ -407,7 +421,7 @@ class Options(usage.Options):
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
         ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves (memcached -t).", parseInteger],
         ["protocol", "B", "auto", "ascii, binary or auto: detected on each connection's first byte (memcached -B).", parseProtocol],
-        ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
+        ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Commands carried out per read before the replies are written, counted in conn_yields (memcached -R).", parseInteger],
         ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],
         ["slab-growth-factor", "f", ServerSettings.growthFactor, "Slab chunk size growth factor (memcached -f).", parseFactor],
         ["slab-min-size", "n", ServerSettings.chunkSizeMin, "Smallest chunk for key, value and flags (memcached -n).", parseInteger],

@@ -75,8 +75,6 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
         notes.append("SASL is not served yet: ignoring -S")
     if settings.threads != ServerSettings.threads:
         notes.append("One reactor thread serves: -t {} noted".format(settings.threads))
-    if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:
-        notes.append("-R {} noted; the reply window is fixed".format(settings.maxRequestsPerEvent))
     if config.get("tls") and not config.get("enable-ssl"):
         notes.append("Ignoring -o ssl_*: TLS is off without -Z")
     return notes

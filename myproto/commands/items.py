@@ -140,7 +140,7 @@ def metaDebug(request: meta.MetaDebugRequest, cache: Cache) -> Lines:
             cache.idleTime(item),
             item.cas,
             b"yes" if item.fetched else b"no",
-            slabClass(item.size),
+            slabClass(item.size, cache.slabSizes),
             item.size,
         )
     ]

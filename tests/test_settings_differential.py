@@ -1,0 +1,168 @@
+"""
+memcached's C{-f}, C{-n}, C{-D} and C{-R} against a real memcached 1.6.18
+started with the same values: what C{stats settings} reports, the slab
+classes C{stats slabs} and C{me} show, the prefixes of C{stats detail dump},
+and the yields C{-R} makes, counted in C{conn_yields}.
+
+Needs the C{memcached} binary on C{PATH} (C{.ci/run} installs it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.protocols.policies import WrappingFactory
+from twisted.trial.unittest import TestCase
+
+from myproto.config import ServerSettings
+from myproto.protocol import CacheServerFactory
+from myproto.store import MemoryStore
+from tests.helpers import parseStats, waitFor
+from tests.reference import HOST, exchange, freePort, startMemcached
+
+# Seconds myproto's side of the test's connections may take to close.
+CLOSE_LIMIT = 5.0
+
+#: The same values, as memcached's options and as myproto's settings.
+OPTIONS = ["-f", "1.5", "-n", "64", "-D", "/", "-R", "3"]
+SETTINGS = {
+    "growthFactor": 1.5,
+    "chunkSizeMin": 64,
+    "detailDelimiter": "/",
+    "maxRequestsPerEvent": 3,
+}
+
+#: Prefixed keys counted, one without the delimiter that is not, and items
+#: of three sizes for C{me} to place in their slab classes.
+DETAIL_STREAM = (
+    b"stats detail on\r\n"
+    b"set a/1 0 0 1\r\nx\r\nset a/2 0 0 1\r\ny\r\nset b:1 0 0 1\r\nz\r\n"
+    b"get a/1 b:1 c/9\r\ndelete a/2\r\n"
+    b"set mid 0 0 200\r\n" + b"m" * 200 + b"\r\n"
+    b"set big 0 0 5000\r\n" + b"b" * 5000 + b"\r\n"
+    b"me a/1\r\nme mid\r\nme big\r\n"
+    b"stats detail dump\r\n"
+)
+
+#: Settings C{-f}, C{-n}, C{-D} and C{-R} set.
+SETTING_NAMES = ["growth_factor", "chunk_size", "stat_key_prefix", "reqs_per_event"]
+
+_IDLE = re.compile(rb" la=\d+")
+
+
+async def listenMyproto(testCase: TestCase, settings: ServerSettings) -> int:
+    """
+    Serve a new myproto with C{settings} on a free loopback port until the
+    test ends.
+
+    @return: the port number.
+    """
+    from twisted.internet import reactor
+
+    port = freePort()
+    description = "tcp:{}:interface={}".format(port, HOST)
+    factory = WrappingFactory(CacheServerFactory(MemoryStore(reactor), reactor, settings))
+    listening = await serverFromString(reactor, description).listen(factory)
+
+    async def stop() -> None:
+        await waitFor(lambda: not factory.protocols, CLOSE_LIMIT, "myproto's connections to close")
+        await listening.stopListening()
+
+    testCase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    return port
+
+
+async def stats(port: int, *group: bytes) -> dict[str, str]:
+    """
+    @return: a C{stats} block, asked for on a connection of its own.
+    """
+    query = b" ".join((b"stats",) + group) + b"\r\n"
+    return parseStats((await exchange(HOST, port, [query])).data)
+
+
+class SlabAndDetailOptionTests(TestCase):
+    """
+    C{-f}, C{-n}, C{-D} and C{-R} mean what they mean to memcached.
+    """
+
+    timeout = 60
+
+    def test_sameAsMemcached(self) -> None:
+        """
+        With the same options, C{stats settings} reports the same four
+        values; C{me} puts items of three sizes in the same slab classes;
+        C{stats slabs} gives class 1 the same chunk size; and C{stats detail}
+        counts the same prefixes, cut at the C{-D} delimiter.
+        """
+
+        async def check() -> None:
+            memcached = (await startMemcached(self, options=OPTIONS)).port
+            myproto = await listenMyproto(self, ServerSettings(**SETTINGS))  # type: ignore[arg-type]
+            expected = (await exchange(HOST, memcached, [DETAIL_STREAM])).data
+            got = (await exchange(HOST, myproto, [DETAIL_STREAM])).data
+            self.assertIn(b"PREFIX a get 1 hit 1 set 2 del 1\r\n", expected)
+            self.assertIn(b" cls=1 ", expected)
+            self.assertEqual(_IDLE.sub(b"", got), _IDLE.sub(b"", expected))
+            wanted = await stats(memcached, b"settings")
+            found = await stats(myproto, b"settings")
+            self.assertEqual(
+                [found[name] for name in SETTING_NAMES], [wanted[name] for name in SETTING_NAMES]
+            )
+            self.assertEqual(wanted["chunk_size"], "64")
+            slabs = [await stats(port, b"slabs") for port in (memcached, myproto)]
+            self.assertEqual(slabs[1]["1:chunk_size"], slabs[0]["1:chunk_size"])
+            self.assertEqual(slabs[1]["1:chunks_per_page"], slabs[0]["1:chunks_per_page"])
+
+        return Deferred.fromCoroutine(check())
+
+
+class RequestsPerEventTests(TestCase):
+    """
+    C{-R}: after that many commands of one read (one more for the first
+    window), memcached writes its replies and yields, counting each yield in
+    C{conn_yields}.
+    """
+
+    timeout = 120
+
+    #: Pipelined commands per case, around the windows of C{-R 3} (4, then
+    #: 3 at a time), sets and gets among them.
+    CASES: Sequence[bytes] = [
+        b"mn\r\n" * 3,
+        b"mn\r\n" * 4,
+        b"mn\r\n" * 7,
+        b"mn\r\n" * 12,
+        b"set k 0 0 1\r\nx\r\n" * 5 + b"get k\r\n" * 3,
+    ]
+
+    #: memcached sometimes reports fewer yields than it made (its worker
+    #: thread counts them after writing the replies the client waits for):
+    #: each case is asked of it up to this many times, keeping the largest.
+    TRIES = 3
+
+    async def yields(self, port: int, stream: bytes) -> int:
+        before = int((await stats(port))["conn_yields"])
+        await exchange(HOST, port, [stream])
+        return int((await stats(port))["conn_yields"]) - before
+
+    def test_yieldsCounted(self) -> None:
+        """
+        The same pipelines make the same number of yields in both.
+        """
+
+        async def check() -> None:
+            memcached = (await startMemcached(self, options=["-R", "3"])).port
+            myproto = await listenMyproto(self, ServerSettings(maxRequestsPerEvent=3))
+            for stream in self.CASES:
+                got = await self.yields(myproto, stream)
+                expected = 0
+                for _ in range(self.TRIES):
+                    expected = max(expected, await self.yields(memcached, stream))
+                    if expected == got:
+                        break
+                self.assertEqual((stream[:20], got), (stream[:20], expected))
+
+        return Deferred.fromCoroutine(check())
