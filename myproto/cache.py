@@ -169,6 +169,8 @@ class Cache:
         would not have written yet (see L{newReplyWindow}).
     @ivar connections: the open client connections (C{stats conns}); the
         protocol factory shares this set.
+    @ivar listeners: the listening ports, which C{stats conns} lists too
+        (as memcached does), told by the service that listens.
     @ivar currentConnection: the connection whose input is being handled.
     @ivar watchers: everyone watching, once someone has (L{myproto.commands.watch}).
     @ivar watching: told of item events while anyone watches, else L{None}.
@@ -195,6 +197,7 @@ class Cache:
         self.sizesFrom: int | None = None
         self.replyWindow = 1
         self.connections: set[Any] = set()
+        self.listeners: set[ClientConnection] = set()
         self.currentConnection: ClientConnection | None = None
         self.watchers: WatchHub | None = None
         self.watching: ItemEvents | None = None

@@ -355,8 +355,7 @@ class ServerConnection:
             self._nextReplyWindow()
 
     def _nextReplyWindow(self) -> None:
-        # Where memcached, its -R requests done, writes its replies and
-        # yields to other connections (even with no more input waiting).
+        # memcached, its -R requests done, writes its replies and yields.
         cache = self._cache
         cache.newReplyWindow()
         cache.stats.connYields += 1
