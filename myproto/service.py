@@ -33,6 +33,7 @@ from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
 from myproto.metrics import metricsService
 from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
+from myproto.secondflush import SecondFlushStore
 from myproto.store import MemoryStore
 from myproto.tls import CertificateReloader, TLSServerEndpoint
 
@@ -297,7 +298,7 @@ def buildServer(
 
     @return: the factory and the services, sorted.
     """
-    store = MemoryStore(
+    store = (MemoryStore if settings.useCas else SecondFlushStore)(
         reactor,
         maxBytes=settings.memoryLimit,
         maxItemSize=settings.maxItemSize,

@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory
+from myproto.service import buildServer
 from myproto.store import MemoryStore
 from tests.helpers import parseStats, waitFor
 from tests.reference import HOST, exchange, freePort, startMemcached
@@ -164,5 +165,61 @@ class RequestsPerEventTests(TestCase):
                     if expected == got:
                         break
                 self.assertEqual((stream[:20], got), (stream[:20], expected))
+
+        return Deferred.fromCoroutine(check())
+
+
+class NoCasFlushTests(TestCase):
+    """
+    Under C{-C}, memcached flushes by whole seconds: what is stored in the
+    second of a C{flush_all} is flushed too (its C{t/flush-all.t} test 27).
+    With CAS uniques the flush is exact.
+    """
+
+    timeout = 60
+
+    #: A set right after an immediate flush, then a get.
+    STREAM = b"flush_all 0\r\nset foo 0 0 3\r\nnew\r\nget foo\r\n"
+
+    #: Tries per server: one lands across a second boundary now and then.
+    TRIES = 3
+
+    async def answers(self, port: int) -> set[bytes]:
+        found = set()
+        for _ in range(self.TRIES):
+            found.add((await exchange(HOST, port, [self.STREAM])).data)
+        return found
+
+    def test_sameSecondIsFlushed(self) -> None:
+        """
+        With C{-C}, memcached and myproto (as L{buildServer} makes it) both
+        answer the get with C{END}; without, both with the value.
+        """
+        from twisted.internet import reactor
+
+        flushed = b"OK\r\nSTORED\r\nEND\r\n"
+        kept = b"OK\r\nSTORED\r\nVALUE foo 0 3\r\nnew\r\nEND\r\n"
+
+        async def listen(settings: ServerSettings) -> int:
+            port = freePort()
+            description = "tcp:{}:interface={}".format(port, HOST)
+            store = buildServer(settings, reactor, processWide=False).factory.cache.store
+            factory = WrappingFactory(CacheServerFactory(store, reactor, settings))
+            listening = await serverFromString(reactor, description).listen(factory)
+
+            async def stop() -> None:
+                await waitFor(lambda: not factory.protocols, CLOSE_LIMIT, "connections to close")
+                await listening.stopListening()
+
+            self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+            return port
+
+        async def check() -> None:
+            noCas = (await startMemcached(self, options=["-C"])).port
+            withCas = (await startMemcached(self)).port
+            self.assertIn(flushed, await self.answers(noCas))
+            self.assertEqual(await self.answers(withCas), {kept})
+            self.assertIn(flushed, await self.answers(await listen(ServerSettings(useCas=False))))
+            self.assertEqual(await self.answers(await listen(ServerSettings())), {kept})
 
         return Deferred.fromCoroutine(check())
