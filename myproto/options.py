@@ -427,6 +427,8 @@ class Options(usage.Options):
         ["slab-min-size", "n", ServerSettings.chunkSizeMin, "Smallest chunk for key, value and flags (memcached -n).", parseInteger],
         ["user", "u", None, "Under twistd, its -u; else accepted only when not root (memcached -u)."],
         ["pidfile", "P", None, "Under twistd, its --pidfile (memcached -P)."],
+        ["memory-file", "e", None, "Accepted and ignored: --snapshot FILE keeps the cache across restarts (memcached -e)."],
+        ["napi_ids", "N", None, "Accepted and ignored (memcached -N).", parseInteger],
         [
             "memory-limit",
             "m",
@@ -535,6 +537,13 @@ class Options(usage.Options):
         sys.exit(0)
 
     opt_V = opt_version
+
+    def opt_license(self) -> None:
+        """Print myproto's license and exit (memcached -i)."""
+        print("myproto {} is MIT-licensed: see the LICENSE file of its source.".format(__version__))
+        sys.exit(0)
+
+    opt_i = opt_license
     opt_h = usage.Options.opt_help
 
     def opt_extended(self, value: str) -> None:
@@ -590,6 +599,12 @@ class Options(usage.Options):
             else:
                 # memcached, too, takes -u only when run as root.
                 self["ignored"].append("-u " + self["user"])
+        if self["memory-file"]:
+            self["ignored"].append("-e " + self["memory-file"])
+        if self["napi_ids"] is not None:
+            if self["napi_ids"] < 1:
+                raise usage.UsageError("Maximum number of NAPI IDs must be greater than 0")
+            self["ignored"].append("-N {}".format(self["napi_ids"]))
         for flag, short in [
             ("enable-coredumps", "-r"),
             ("lock-memory", "-k"),

@@ -226,6 +226,7 @@ class StartupErrorTests(SynchronousTestCase):
             (["-R", "0"], "Number of requests per event must be greater than 0"),
             (["-n", "0"], "Chunk size must be greater than 0"),
             (["-D", ""], "No delimiter specified"),
+            (["-N", "0"], "Maximum number of NAPI IDs must be greater than 0"),
         ]
         for arguments, reason in cases:
             with self.subTest(arguments=arguments):
@@ -283,6 +284,16 @@ class ProcessOptionTests(SynchronousTestCase):
                 output.getvalue(), "myproto {} (memcached 1.6.18)\n".format(__version__)
             )
 
+    def test_license(self) -> None:
+        """
+        C{-i} and C{--license} print the license, as memcached's C{-i} does.
+        """
+        for flag in ["-i", "--license"]:
+            output = io.StringIO()
+            with redirect_stdout(output):
+                self.assertRaises(SystemExit, parse, flag)
+            self.assertIn("MIT-licensed", output.getvalue())
+
     def test_verbosity(self) -> None:
         """
         C{-vv} and C{-vvv} count.
@@ -311,10 +322,13 @@ class ProcessOptionTests(SynchronousTestCase):
         """
         Options with no meaning here are accepted and noted for the log.
         """
-        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-S", "-t", "2")
+        options = parse(
+            "-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-S", "-t", "2",
+            "-e", "/dev/shm/m", "-N", "4",
+        )
         notes = startupNotes(options, options["settings"])
         text = "\n".join(notes)
-        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "SASL", "-t 2"]:
+        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "SASL", "-t 2", "-e /dev/shm/m", "-N 4"]:
             self.assertIn(word, text)
 
     def test_testSuiteAdditions(self) -> None:
