@@ -2,8 +2,8 @@
 The listening sockets of a server built from memcached's command line:
 what the kernel shows of them (C{ss}: a backlog of 1024 by default, as
 memcached's C{-b}; a Unix socket C{srwx------}, as memcached's C{-a 700}),
-and how C{stats conns} lists them beside the clients, against a real
-memcached 1.6.18.
+how C{stats conns} lists them beside the clients, and the ports file
+C{MEMCACHED_PORT_FILENAME} asks for, against a real memcached 1.6.18.
 
 Needs C{ss} (Debian's C{iproute2}) and C{memcached} on C{PATH}; C{.ci/run}
 installs both.
@@ -14,23 +14,31 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from myproto.config import ServerSettings
 from myproto.options import Options
 from myproto.service import ServerParts, buildServer
+from myproto.tap import writePortsFile
+from tests.readme import childEnvironment
 from tests.helpers import waitFor
 from tests.reference import HOST, _Collector, exchange, freePort, requireMemcached, startMemcached
 
 # Seconds a client or server may take to close.
 CLOSE_LIMIT = 5.0
+
+# Seconds a child process may take to start or answer.
+CHILD_TIMEOUT = 20
 
 
 def settingsFrom(*arguments: str) -> ServerSettings:
@@ -233,3 +241,76 @@ class ConnsListListenersTests(TestCase):
             self.assertEqual(got.replace(ours.encode()[:26], theirs.encode()[:26]), expected)
 
         return Deferred.fromCoroutine(check())
+
+
+class PortsFileTests(SynchronousTestCase):
+    """
+    With C{MEMCACHED_PORT_FILENAME} set, the ports listened on are written
+    to that file, as memcached writes them (its harness reads the file to
+    learn the ports of C{-p -1}).
+    """
+
+    #: Two loopback interfaces, each on a port the system picks.
+    ARGUMENTS = ["-p", "-1", "-U", "0", "-l", "127.0.0.1,127.0.0.2"]
+
+    def start(self, command: list[str], portsFile: str) -> dict[str, str]:
+        """
+        Start a server with the ports file named, until it has written it.
+
+        @return: the file's content.
+        """
+        environment = childEnvironment()
+        environment["MEMCACHED_PORT_FILENAME"] = portsFile
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        def stop() -> None:
+            process.kill()
+            process.wait(CHILD_TIMEOUT)
+
+        self.addCleanup(stop)
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while not os.path.exists(portsFile):
+            if time.monotonic() > deadline or process.poll() is not None:
+                self.fail("{} wrote no ports file".format(command[0]))
+            time.sleep(0.05)
+        with open(portsFile) as file:
+            return {"content": file.read(), "left": str(os.path.exists(portsFile + ".lck"))}
+
+    def test_sameAsMemcached(self) -> None:
+        """
+        One C{TCP INET: PORT} line per interface, in order, whole (the
+        C{.lck} file it was written to is gone), and each port answers.
+        """
+        directory = shortDirectory(self)
+        root = ["-u", "root"] if os.geteuid() == 0 else []
+        found = []
+        for name, command in [
+            ("memcached", [requireMemcached(), *root, *self.ARGUMENTS]),
+            ("myproto", [sys.executable, "-m", "myproto", *self.ARGUMENTS]),
+        ]:
+            result = self.start(command, os.path.join(directory, name + ".ports"))
+            ports = [int(number) for number in re.findall(r"^TCP INET: (\d+)$", result["content"], re.M)]
+            self.assertEqual(len(ports), 2, result)
+            for host, port in zip(["127.0.0.1", "127.0.0.2"], ports):
+                with socket.create_connection((host, port), timeout=CHILD_TIMEOUT) as client:
+                    client.sendall(b"version\r\n")
+                    self.assertTrue(client.recv(100).startswith(b"VERSION 1.6.18"))
+            found.append((re.sub(r"\d+", "N", result["content"]), result["left"]))
+        self.assertEqual(found[1], found[0])
+        self.assertEqual(found[0], ("TCP INET: N\nTCP INET: N\n", "False"))
+
+    def test_unwritable(self) -> None:
+        """
+        A ports file that cannot be written is logged, and serving goes on.
+        """
+        events: list[dict[str, object]] = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        writePortsFile("/nonexistent-directory/m.ports", [None])
+        self.assertEqual(
+            [event["path"] for event in events if "why" in event], ["/nonexistent-directory/m.ports.lck"]
+        )
