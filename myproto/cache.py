@@ -68,6 +68,26 @@ class ItemEvents(IItemObserver, Protocol):
         @param size: the value's length.
         """
 
+    def connectionOpened(self, address: str, port: int, transport: str, number: int) -> None:
+        """
+        A client connected (a C{conn_new} log line).
+
+        @param address: its IP address, or C{unix}.
+        @param port: its port (0 on a Unix socket).
+        @param transport: C{tcp} or C{local}.
+        @param number: its connection number (L{ClientConnection}).
+        """
+
+    def connectionClosed(
+        self, address: str, port: int, transport: str, number: int, reason: str
+    ) -> None:
+        """
+        A client's connection closed (a C{conn_close} log line).
+
+        @param reason: memcached's: C{normal} (the client closed or said
+            C{quit}), C{error}, C{idle_timeout} or C{shutdown}.
+        """
+
 
 class WatchHub(Protocol):
     """

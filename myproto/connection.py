@@ -53,6 +53,7 @@ class Signal(Enum):
     NEED_DATA = auto()  # nothing: a request has begun, wait for the rest of it
     REPLY_BATCH = auto()  # replies reached REPLY_BATCH_LIMIT: send, then continueReading
     CLOSE = auto()  # close the connection once the replies have gone
+    QUIT = auto()  # the same, as the client asked (memcached's normal close)
     HANDOVER = auto()  # hand the connection to ServerConnection.stream
     SHUTDOWN = auto()  # close, and stop the server (see shutdownGraceful)
 
@@ -61,6 +62,7 @@ IDLE = Signal.IDLE
 NEED_DATA = Signal.NEED_DATA
 REPLY_BATCH = Signal.REPLY_BATCH
 CLOSE = Signal.CLOSE
+QUIT = Signal.QUIT
 HANDOVER = Signal.HANDOVER
 SHUTDOWN = Signal.SHUTDOWN
 
@@ -388,7 +390,7 @@ class ServerConnection:
                 self.state = DATA
                 return NEED_DATA
             if isinstance(request, classic.QuitRequest):
-                return CLOSE
+                return QUIT
             if isinstance(request, classic.ShutdownRequest):
                 return self._shutdown(request, replies)
             raise AssertionError("no handler for %r" % (request,))
@@ -568,6 +570,8 @@ class BinaryReader:
                 return position, CLOSE, commands
             if after is binaryCommands.Next.CLOSE:
                 return position, CLOSE, commands + 1
+            if after is binaryCommands.Next.QUIT:
+                return position, QUIT, commands + 1
             if after is binaryCommands.Next.VALUE:
                 if not count:
                     written = self._complete(request, b"", replies, written)

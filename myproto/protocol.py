@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
@@ -33,6 +34,7 @@ from myproto.cache import Cache
 from myproto.config import ServerSettings
 from myproto.connection import (
     CLOSE,
+    QUIT,
     DATA,
     HANDOVER,
     NEED_DATA,
@@ -95,6 +97,17 @@ class ReportedConnection:
         if subject:
             report.append(("tls_subject", subject))
         return report
+
+    def _peerForLog(self) -> tuple[str, int, str, int]:
+        """
+        @return: the client as memcached's connection events name it: IP
+            address (C{unix} on a Unix socket), port, transport (C{tcp} or
+            C{local}) and connection number.
+        """
+        peer = self.transport.getPeer()
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            return peer.host, peer.port, "tcp", self.connectionNumber()
+        return "unix", 0, "local", self.connectionNumber()
 
     def tlsSubject(self) -> str | None:
         """
@@ -178,6 +191,8 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._clock = factory.clock
         self._connection = ServerConnection(factory.cache, self)
         self._closing = False
+        # memcached's reason for a close, for connection events.
+        self._closeReason = "normal"
         self._counted = False
         self._registered = False
         self._hangUpWhenSent = False
@@ -227,6 +242,10 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self.connectedAt = self._clock.seconds()
         self.factory.connections.add(self)
         self._register()
+        # Kept for the close event: by then the socket has no descriptor.
+        self._peer = self._peerForLog()
+        if self._cache.watching is not None:
+            self._cache.watching.connectionOpened(*self._peer)
         tuneTransport(self.transport)
         self.setTimeout(self._cache.settings.idleTimeout or None)
         # Only at verbosity 2 (-vv), as in memcached: a burst of connections
@@ -253,6 +272,8 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             self._cache.stats.currConnections -= 1
             self._counted = False
             self.factory.connectionClosed(self)
+            if self._cache.watching is not None:
+                self._cache.watching.connectionClosed(*self._peer, self._closeReason)
 
     def finishAndClose(self) -> None:
         """
@@ -262,6 +283,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._closeWhenIdle = True
         if self._closing:
             return
+        self._closeReason = "shutdown"
         if self._stream is not None:
             if self._stream.endless:
                 # The watcher is the transport's producer; a paused one
@@ -306,10 +328,12 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             assert connection.stream is not None
             self._handOver(connection.stream)
             return
-        if signal is CLOSE:
+        if signal is CLOSE or signal is QUIT:
             self._closing = True
+            self._closeReason = "error" if signal is CLOSE else "normal"
         elif signal is SHUTDOWN:
             self._closing = True
+            self._closeReason = "shutdown"
             self.factory.requestShutdown(graceful=connection.shutdownGraceful)
         unfinished = signal is NEED_DATA or (signal is REPLY_BATCH and connection.unfinished)
         if self._closeWhenIdle and not unfinished:
@@ -360,6 +384,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         The client has not completed a command for the idle timeout.
         """
         self._cache.stats.idleKicks += 1
+        self._closeReason = "idle_timeout"
         self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
         self._abort()
 
@@ -377,6 +402,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     def _requestTimedOut(self) -> None:
         self._requestDeadline = None
         self._cache.stats.requestTimeouts += 1
+        self._closeReason = "error"
         self.log.info(
             "Dropping {peer}: request unfinished after {timeout} seconds",
             peer=self.transport.getPeer(),

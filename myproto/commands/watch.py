@@ -11,7 +11,9 @@ them), and C{gid} numbers every event logged while anyone watches.
 
 Fetches are reported where memcached reports them: at every lookup, which
 includes the one a storage command makes before it stores; mutations when a
-storage command (or C{ms}) has its outcome; evictions when the store evicts.
+storage command (or C{ms}) has its outcome; evictions when the store evicts;
+connevents when a client connects and when its connection closes, with
+memcached's reason (C{normal}, C{error}, C{idle_timeout}, C{shutdown}).
 No one watching costs one attribute check per lookup and per stored item
 (L{myproto.store.MemoryStore.observer}, L{myproto.cache.Cache.watching}).
 
@@ -38,8 +40,11 @@ FETCHERS = 1
 MUTATIONS = 2
 EVICTIONS = 4
 _QUIET = 8  # classes memcached has and myproto never logs
+CONNEVENTS = 16
 EVENT_NAMES = dict.fromkeys(classic.WATCH_EVENTS, _QUIET)
-EVENT_NAMES.update({b"evictions": EVICTIONS, b"fetchers": FETCHERS, b"mutations": MUTATIONS})
+EVENT_NAMES.update(
+    {b"evictions": EVICTIONS, b"fetchers": FETCHERS, b"mutations": MUTATIONS, b"connevents": CONNEVENTS}
+)
 
 # memcached's limit on watchers at once.
 WATCHER_LIMIT = 20
@@ -194,6 +199,24 @@ class Watchers:
                 len(item.value),
             ),
         )
+
+    def connectionOpened(self, address: str, port: int, transport: str, number: int) -> None:
+        if self._mask & CONNEVENTS:
+            self._emit(
+                CONNEVENTS,
+                b"type=conn_new rip=%s rport=%d transport=%s cfd=%d"
+                % (address.encode("ascii"), port, transport.encode("ascii"), number),
+            )
+
+    def connectionClosed(
+        self, address: str, port: int, transport: str, number: int, reason: str
+    ) -> None:
+        if self._mask & CONNEVENTS:
+            self._emit(
+                CONNEVENTS,
+                b"type=conn_close rip=%s rport=%d transport=%s reason=%s cfd=%d"
+                % (address.encode("ascii"), port, transport.encode("ascii"), reason.encode("ascii"), number),
+            )
 
     def itemStored(self, key: bytes, outcome: Outcome, mode: bytes, ttl: int, size: int) -> None:
         if not self._mask & MUTATIONS:
