@@ -223,3 +223,47 @@ class NoCasFlushTests(TestCase):
             self.assertEqual(await self.answers(await listen(ServerSettings())), {kept})
 
         return Deferred.fromCoroutine(check())
+
+
+class CacheDumpTests(TestCase):
+    """
+    C{stats cachedump}, and C{-X} refusing it, as memcached answers.
+    """
+
+    timeout = 60
+
+    STREAM = (
+        b"set a 0 0 1\r\nx\r\nset bb 0 0 3\r\nyyy\r\nset c 0 2000000000 2\r\nzz\r\n"
+        b"mn 1\r\nstats cachedump 1 0\r\nstats cachedump 1 2\r\nstats cachedump 2 0\r\n"
+        b"stats cachedump 63 0\r\nstats cachedump 64 0\r\nstats cachedump 1\r\n"
+        b"stats cachedump x 1\r\nstats cachedump 1 -1\r\n"
+    )
+
+    def test_sameAsMemcached(self) -> None:
+        """
+        Newest first, value lengths and Unix expiry times, a limit, an empty
+        class, memcached's errors; under C{-X}, refused.
+        """
+
+        async def check() -> None:
+            # myproto's one LRU is memcached's cold one (as stats items
+            # says), which holds every item only without memcached's
+            # segmented LRU; with it, new items wait in the hot one.
+            plain = ["-o", "no_lru_maintainer"]
+            for options, settings in [
+                (plain, ServerSettings()),
+                (plain + ["-X"], ServerSettings(dumpEnabled=False)),
+            ]:
+                memcached = (await startMemcached(self, options=options)).port
+                myproto = await listenMyproto(self, settings)
+                expected = (await exchange(HOST, memcached, [self.STREAM])).data
+                got = (await exchange(HOST, myproto, [self.STREAM])).data
+                self.assertEqual(got, expected)
+                if not options[2:]:
+                    self.assertIn(
+                        b"ITEM c [2 b; 2000000000 s]\r\nITEM bb [3 b; 0 s]\r\nITEM a [1 b; 0 s]\r\nEND\r\n"
+                        b"ITEM c [2 b; 2000000000 s]\r\nITEM bb [3 b; 0 s]\r\nEND\r\nEND\r\n",
+                        expected,
+                    )
+
+        return Deferred.fromCoroutine(check())

@@ -19,8 +19,10 @@ from myproto.commands.stats import (
     slabStats,
     statLines,
 )
+from myproto.commands.watch import ITEM_CLASS
 from myproto.errors import ClientError, UnknownCommand
 from myproto.wire import classic
+from myproto.wire.numbers import strtoul
 
 
 def version(request: classic.VersionRequest, cache: Cache) -> Lines:
@@ -70,6 +72,48 @@ _SIZES_SWITCHES = {
     b"sizes_disable": disableSizes,
 }
 
+# memcached's slab classes are numbered below this.
+_SLAB_CLASS_LIMIT = 64
+
+# memcached's cap on a cachedump reply, END included.
+_CACHEDUMP_BYTES = 2 * 1024 * 1024
+
+
+def cacheDump(arguments: tuple[bytes, ...], cache: Cache) -> Lines:
+    """
+    C{stats cachedump <class> <limit>}: an C{ITEM key [N b; T s]} line per
+    item of the class (myproto's items are all in class 1, as C{stats
+    items} says), newest first, at most C{limit} of them (0: all) and 2 MB,
+    as memcached writes them: N is the value's length, T the expiry as a
+    Unix time, 0 for never.  Keys a meta command sent in base64 are left
+    out, as memcached does.
+    """
+    if not cache.settings.dumpEnabled:
+        raise ClientError(b"stats cachedump not allowed")
+    if len(arguments) < 3:
+        raise ClientError(b"bad command line")
+    number, limit = strtoul(arguments[1]), strtoul(arguments[2])
+    if number is None or limit is None:
+        raise ClientError(classic.BAD_FORMAT)
+    if number >= _SLAB_CLASS_LIMIT:
+        raise ClientError(b"Illegal slab id")
+    lines: Lines = []
+    size = len(classic.END) + 3
+    if number == ITEM_CLASS:
+        for item in reversed(list(cache.store.items())):
+            if limit and len(lines) >= limit:
+                break
+            if item.keyBinary:
+                continue
+            line = b"ITEM %s [%d b; %d s]" % (item.key, len(item.value), int(item.expires))
+            size += len(line) + 2
+            if size > _CACHEDUMP_BYTES:
+                break
+            lines.append(line)
+    lines.append(classic.END)
+    return lines
+
+
 def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
     """
     C{stats} and its sub-commands, with memcached's names and order for what
@@ -92,6 +136,8 @@ def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
     group = STAT_GROUPS.get(subcommand)
     if group is not None:
         return statLines(group(cache))
+    if subcommand == b"cachedump":
+        return cacheDump(arguments, cache)
     if subcommand in _SIZES_SWITCHES:
         # memcached ends these STAT lines with no END.
         return statLines(_SIZES_SWITCHES[subcommand](cache))[:-1]
