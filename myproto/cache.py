@@ -222,6 +222,7 @@ class Cache:
         self.watchers: WatchHub | None = None
         self.watching: ItemEvents | None = None
         self.crawler = CrawlerState()
+        self.crawler.enabled = settings.lruCrawler
         self.certificates: Certificates | None = None
         self.timings: CommandTimer | None = None
         # The slab classes -f and -n make, as stats slabs and me report them.

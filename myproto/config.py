@@ -199,6 +199,11 @@ class ServerSettings:
     @ivar growthFactor: the slab growth factor (C{-f}).
     @ivar chunkSizeMin: the smallest slab chunk for key, value and flags
         (C{-n}).
+    @ivar lruCrawler: whether the C{lru_crawler} starts enabled (memcached's
+        C{-o no_lru_crawler} turns it off).
+    @ivar lruMaintainer: memcached's LRU maintainer and segmented LRU, which
+        myproto does not have: C{-o no_lru_maintainer} makes C{stats} report
+        them off, as memcached does.
     @ivar endpoints: the C{listen} descriptions as they are served: with
         C{listenBacklog} and C{unixMask} filled in where a description
         gives no C{backlog=} or C{mode=} (see L{withListenDefaults}).
@@ -234,6 +239,8 @@ class ServerSettings:
     detailDelimiter: str = ":"
     growthFactor: float = 1.25
     chunkSizeMin: int = 48
+    lruCrawler: bool = True
+    lruMaintainer: bool = True
     endpoints: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # Read here rather than per "stats settings": the descriptions never
     # change.  Not compared, as it follows from listen.

@@ -62,8 +62,7 @@ IGNORED_SUBOPTIONS = frozenset(
     """maxconns_fast no_maxconns_fast hashpower no_hashexpand slab_reassign
     no_slab_reassign slab_automove no_slab_automove slab_automove_ratio
     slab_automove_window slab_automove_freeratio tail_repair_time
-    hash_algorithm lru_crawler no_lru_crawler lru_crawler_sleep
-    lru_crawler_tocrawl lru_maintainer no_lru_maintainer lru_segmented
+    hash_algorithm lru_crawler_sleep lru_crawler_tocrawl lru_segmented
     hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor temporary_ttl
     watcher_logbuf_size worker_logbuf_size slab_sizes slab_chunk_max
     track_sizes inline_ascii_resp no_inline_ascii_resp modern no_modern
@@ -71,6 +70,15 @@ IGNORED_SUBOPTIONS = frozenset(
     read_buf_mem_limit sock_cookie_id ssl_keyformat ssl_ciphers ssl_wbuf_size
     ssl_session_cache ssl_kernel_tls relaxed_privileges""".split()
 )
+
+# memcached's -o switches of its LRU crawler and maintainer.
+_LRU_SWITCHES = {
+    "lru_crawler": ("lru-crawler", True),
+    "no_lru_crawler": ("lru-crawler", False),
+    "lru_maintainer": ("lru-maintainer", True),
+    "no_lru_maintainer": ("lru-maintainer", False),
+}
+
 
 def _isCurrentUser(name: str) -> bool:
     """
@@ -361,6 +369,8 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         detailDelimiter=delimiter[0],
         growthFactor=float(config.get("slab-growth-factor", ServerSettings.growthFactor)),
         chunkSizeMin=chunkSizeMin,
+        lruCrawler=bool(config.get("lru-crawler", True)),
+        lruMaintainer=bool(config.get("lru-maintainer", True)),
     )
 
 
@@ -557,6 +567,9 @@ class Options(usage.Options):
                     raise usage.UsageError("idle_timeout: {}".format(e)) from None
             elif key in TLS_SUBOPTIONS:
                 self["tls"][key] = argument
+            elif key in _LRU_SWITCHES:
+                name, value = _LRU_SWITCHES[key]
+                self[name] = value
             elif key in IGNORED_SUBOPTIONS or key.startswith("ext_"):
                 self["ignored"].append("-o " + item.strip())
             elif key:

@@ -18,6 +18,7 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 
 from myproto.config import ServerSettings
+from myproto.options import Options
 from myproto.protocol import CacheServerFactory
 from myproto.service import buildServer
 from myproto.store import MemoryStore
@@ -265,5 +266,39 @@ class CacheDumpTests(TestCase):
                         b"ITEM c [2 b; 2000000000 s]\r\nITEM bb [3 b; 0 s]\r\nEND\r\nEND\r\n",
                         expected,
                     )
+
+        return Deferred.fromCoroutine(check())
+
+
+class LruSwitchTests(TestCase):
+    """
+    C{-o no_lru_crawler,no_lru_maintainer}: the crawler starts disabled, and
+    C{stats}, C{stats items} and C{stats settings} leave out or switch off
+    what memcached does without them.
+    """
+
+    timeout = 60
+
+    def test_sameNames(self) -> None:
+        """
+        The same names as memcached in each block, and its values for the
+        three switches.
+        """
+
+        async def check() -> None:
+            options = Options()
+            options.parseOptions(["-o", "no_lru_crawler,no_lru_maintainer"])
+            self.assertEqual(options["ignored"], [])
+            memcached = (await startMemcached(self, options=["-o", "no_lru_crawler,no_lru_maintainer"])).port
+            myproto = await listenMyproto(self, options["settings"])
+            for port in (memcached, myproto):
+                await exchange(HOST, port, [b"set a 0 0 1\r\nx\r\n"])
+            for group in [(), (b"items",), (b"settings",)]:
+                wanted = await stats(memcached, *group)
+                found = await stats(myproto, *group)
+                self.assertEqual(list(found), list(wanted))
+            switches = ["lru_crawler", "lru_maintainer_thread", "lru_segmented"]
+            self.assertEqual([found[name] for name in switches], [wanted[name] for name in switches])
+            self.assertEqual(wanted["lru_crawler"], "no")
 
         return Deferred.fromCoroutine(check())

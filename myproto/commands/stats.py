@@ -105,6 +105,24 @@ _LAST_SETTINGS: Pairs = [
 ]
 
 
+# What memcached leaves out of "stats" and "stats items" without its LRU
+# maintainer (-o no_lru_maintainer).
+_MAINTAINER_STATS = frozenset(
+    """lru_maintainer_juggles evicted_active moves_to_cold moves_to_warm
+    moves_within_lru direct_reclaims lru_bumps_dropped""".split()
+)
+_MAINTAINER_ITEM_STATS = _MAINTAINER_STATS | frozenset(
+    """number_hot number_warm number_cold age_hot age_warm hits_to_hot
+    hits_to_warm hits_to_cold hits_to_temp""".split()
+)
+
+
+def _withoutMaintainer(cache: Cache, pairs: Pairs, names: frozenset[str]) -> Pairs:
+    if cache.settings.lruMaintainer:
+        return pairs
+    return [(name, value) for name, value in pairs if name.rsplit(":", 1)[-1] not in names]
+
+
 def statLines(pairs: Pairs) -> Lines:
     """
     @return: C{STAT name value} lines, then C{END}.
@@ -232,7 +250,7 @@ def generalStats(cache: Cache) -> Pairs:
         ("direct_reclaims", 0),
         ("lru_bumps_dropped", 0),
     ]
-    return pairs
+    return _withoutMaintainer(cache, pairs, _MAINTAINER_STATS)
 
 
 def settingsStats(cache: Cache) -> Pairs:
@@ -289,7 +307,11 @@ def settingsStats(cache: Cache) -> Pairs:
         ("flush_enabled", _yes(settings.flushEnabled)),
         ("dump_enabled", _yes(settings.dumpEnabled)),
     ]
-    pairs += _HASH_AND_LRU_SETTINGS
+    maintainer = _yes(settings.lruMaintainer)
+    pairs += [
+        (name, maintainer if name in ("lru_maintainer_thread", "lru_segmented") else value)
+        for name, value in _HASH_AND_LRU_SETTINGS
+    ]
     pairs.append(("idle_timeout", int(settings.idleTimeout)))
     pairs += _BUFFER_SETTINGS
     pairs += [
@@ -347,6 +369,7 @@ def itemStats(cache: Cache) -> Pairs:
         ("hits_to_temp", 0),
     ]
     prefix = "items:%d:" % (ITEM_CLASS,)
+    values = _withoutMaintainer(cache, values, _MAINTAINER_ITEM_STATS)
     return [(prefix + name, value) for name, value in values]
 
 
