@@ -223,6 +223,8 @@ class Cache:
         self.watching: ItemEvents | None = None
         self.crawler = CrawlerState()
         self.crawler.enabled = settings.lruCrawler
+        self.crawler.sleep = settings.crawlerSleep
+        self.crawler.tocrawl = settings.crawlerToCrawl
         self.certificates: Certificates | None = None
         self.timings: CommandTimer | None = None
         # The slab classes -f and -n make, as stats slabs and me report them.

@@ -204,6 +204,10 @@ class ServerSettings:
     @ivar lruMaintainer: memcached's LRU maintainer and segmented LRU, which
         myproto does not have: C{-o no_lru_maintainer} makes C{stats} report
         them off, as memcached does.
+    @ivar crawlerSleep: the crawler's starting pause between items, in
+        microseconds (C{-o lru_crawler_sleep}).
+    @ivar crawlerToCrawl: the most items one crawl examines at first, 0 for
+        no limit (C{-o lru_crawler_tocrawl}).
     @ivar endpoints: the C{listen} descriptions as they are served: with
         C{listenBacklog} and C{unixMask} filled in where a description
         gives no C{backlog=} or C{mode=} (see L{withListenDefaults}).
@@ -241,6 +245,8 @@ class ServerSettings:
     chunkSizeMin: int = 48
     lruCrawler: bool = True
     lruMaintainer: bool = True
+    crawlerSleep: int = 100
+    crawlerToCrawl: int = 0
     endpoints: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # Read here rather than per "stats settings": the descriptions never
     # change.  Not compared, as it follows from listen.

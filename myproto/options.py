@@ -40,6 +40,7 @@ from myproto.config import (
     MEGABYTE,
     ServerSettings,
 )
+from myproto.wire.numbers import strtoul
 from myproto.endpoints import (
     TLS_SUBOPTIONS,
     checkEndpoint,
@@ -62,7 +63,7 @@ IGNORED_SUBOPTIONS = frozenset(
     """maxconns_fast no_maxconns_fast hashpower no_hashexpand slab_reassign
     no_slab_reassign slab_automove no_slab_automove slab_automove_ratio
     slab_automove_window slab_automove_freeratio tail_repair_time
-    hash_algorithm lru_crawler_sleep lru_crawler_tocrawl lru_segmented
+    hash_algorithm lru_segmented
     hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor temporary_ttl
     watcher_logbuf_size worker_logbuf_size slab_sizes slab_chunk_max
     track_sizes inline_ascii_resp no_inline_ascii_resp modern no_modern
@@ -78,6 +79,27 @@ _LRU_SWITCHES = {
     "lru_maintainer": ("lru-maintainer", True),
     "no_lru_maintainer": ("lru-maintainer", False),
 }
+
+
+def _crawlerSetting(key: str, argument: str | None) -> int:
+    """
+    Read memcached's C{-o lru_crawler_sleep} (C{atoi}, 0 to 1000000) or
+    C{-o lru_crawler_tocrawl} (an unsigned 32-bit number).
+
+    @raise usage.UsageError: in memcached's words.
+    """
+    if argument is None:
+        raise usage.UsageError("Missing {} value".format(key))
+    if key == "lru_crawler_sleep":
+        leading = re.match(r"\s*[-+]?\d+", argument)
+        value = int(leading.group()) if leading else 0
+        if not 0 <= value <= 1000000:
+            raise usage.UsageError("LRU crawler sleep must be between 0 and 1 second")
+        return value
+    number = strtoul(argument.encode("utf-8", "replace"))
+    if number is None:
+        raise usage.UsageError("lru_crawler_tocrawl takes a numeric 32bit value")
+    return number
 
 
 def _isCurrentUser(name: str) -> bool:
@@ -371,6 +393,8 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         chunkSizeMin=chunkSizeMin,
         lruCrawler=bool(config.get("lru-crawler", True)),
         lruMaintainer=bool(config.get("lru-maintainer", True)),
+        crawlerSleep=int(config.get("lru_crawler_sleep", ServerSettings.crawlerSleep)),
+        crawlerToCrawl=int(config.get("lru_crawler_tocrawl", ServerSettings.crawlerToCrawl)),
     )
 
 
@@ -570,6 +594,8 @@ class Options(usage.Options):
             elif key in _LRU_SWITCHES:
                 name, value = _LRU_SWITCHES[key]
                 self[name] = value
+            elif key in ("lru_crawler_sleep", "lru_crawler_tocrawl"):
+                self[key] = _crawlerSetting(key, argument if equals else None)
             elif key in IGNORED_SUBOPTIONS or key.startswith("ext_"):
                 self["ignored"].append("-o " + item.strip())
             elif key:

@@ -227,6 +227,9 @@ class StartupErrorTests(SynchronousTestCase):
             (["-n", "0"], "Chunk size must be greater than 0"),
             (["-D", ""], "No delimiter specified"),
             (["-N", "0"], "Maximum number of NAPI IDs must be greater than 0"),
+            (["-o", "lru_crawler_sleep=2000000"], "LRU crawler sleep must be between 0 and 1 second"),
+            (["-o", "lru_crawler_sleep"], "Missing lru_crawler_sleep value"),
+            (["-o", "lru_crawler_tocrawl=x"], "lru_crawler_tocrawl takes a numeric 32bit value"),
         ]
         for arguments, reason in cases:
             with self.subTest(arguments=arguments):

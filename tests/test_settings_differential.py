@@ -302,3 +302,23 @@ class LruSwitchTests(TestCase):
             self.assertEqual(wanted["lru_crawler"], "no")
 
         return Deferred.fromCoroutine(check())
+
+    def test_crawlerSettings(self) -> None:
+        """
+        C{-o lru_crawler_sleep} and C{lru_crawler_tocrawl} set what C{stats
+        settings} reports, as in memcached (C{atoi} reading the first).
+        """
+
+        async def check() -> None:
+            given = "lru_crawler_sleep=250x,lru_crawler_tocrawl=7"
+            options = Options()
+            options.parseOptions(["-o", given])
+            memcached = (await startMemcached(self, options=["-o", given])).port
+            myproto = await listenMyproto(self, options["settings"])
+            names = ["lru_crawler_sleep", "lru_crawler_tocrawl"]
+            wanted = await stats(memcached, b"settings")
+            found = await stats(myproto, b"settings")
+            self.assertEqual([wanted[name] for name in names], ["250", "7"])
+            self.assertEqual([found[name] for name in names], [wanted[name] for name in names])
+
+        return Deferred.fromCoroutine(check())
