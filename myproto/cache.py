@@ -215,6 +215,9 @@ class Cache:
         self.startedAt = store.startedAt
         self.oldestLive = 0
         self.sizesFrom: int | None = None
+        if settings.trackSizes:
+            # As memcached's -o track_sizes, which takes a CAS unique too.
+            self.sizesFrom = store.nextCas() if store.useCas else 0
         self.replyWindow = 1
         self.connections: set[Any] = set()
         self.listeners: set[ClientConnection] = set()

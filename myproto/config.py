@@ -208,6 +208,8 @@ class ServerSettings:
         microseconds (C{-o lru_crawler_sleep}).
     @ivar crawlerToCrawl: the most items one crawl examines at first, 0 for
         no limit (C{-o lru_crawler_tocrawl}).
+    @ivar trackSizes: whether C{stats sizes} counts from the start, as after
+        C{stats sizes_enable} (C{-o track_sizes}).
     @ivar endpoints: the C{listen} descriptions as they are served: with
         C{listenBacklog} and C{unixMask} filled in where a description
         gives no C{backlog=} or C{mode=} (see L{withListenDefaults}).
@@ -247,6 +249,7 @@ class ServerSettings:
     lruMaintainer: bool = True
     crawlerSleep: int = 100
     crawlerToCrawl: int = 0
+    trackSizes: bool = False
     endpoints: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # Read here rather than per "stats settings": the descriptions never
     # change.  Not compared, as it follows from listen.

@@ -66,7 +66,7 @@ IGNORED_SUBOPTIONS = frozenset(
     hash_algorithm lru_segmented
     hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor temporary_ttl
     watcher_logbuf_size worker_logbuf_size slab_sizes slab_chunk_max
-    track_sizes inline_ascii_resp no_inline_ascii_resp modern no_modern
+    inline_ascii_resp no_inline_ascii_resp modern no_modern
     no_chunked_items drop_privileges no_drop_privileges resp_obj_mem_limit
     read_buf_mem_limit sock_cookie_id ssl_keyformat ssl_ciphers ssl_wbuf_size
     ssl_session_cache ssl_kernel_tls relaxed_privileges""".split()
@@ -395,6 +395,7 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         lruMaintainer=bool(config.get("lru-maintainer", True)),
         crawlerSleep=int(config.get("lru_crawler_sleep", ServerSettings.crawlerSleep)),
         crawlerToCrawl=int(config.get("lru_crawler_tocrawl", ServerSettings.crawlerToCrawl)),
+        trackSizes=bool(config.get("track-sizes", False)),
     )
 
 
@@ -594,6 +595,8 @@ class Options(usage.Options):
             elif key in _LRU_SWITCHES:
                 name, value = _LRU_SWITCHES[key]
                 self[name] = value
+            elif key == "track_sizes":
+                self["track-sizes"] = True
             elif key in ("lru_crawler_sleep", "lru_crawler_tocrawl"):
                 self[key] = _crawlerSetting(key, argument if equals else None)
             elif key in IGNORED_SUBOPTIONS or key.startswith("ext_"):

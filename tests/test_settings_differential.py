@@ -66,7 +66,13 @@ async def listenMyproto(testCase: TestCase, settings: ServerSettings) -> int:
 
     port = freePort()
     description = "tcp:{}:interface={}".format(port, HOST)
-    factory = WrappingFactory(CacheServerFactory(MemoryStore(reactor), reactor, settings))
+    store = MemoryStore(
+        reactor,
+        maxBytes=settings.memoryLimit,
+        maxItemSize=settings.maxItemSize,
+        useCas=settings.useCas,
+    )
+    factory = WrappingFactory(CacheServerFactory(store, reactor, settings))
     listening = await serverFromString(reactor, description).listen(factory)
 
     async def stop() -> None:
@@ -320,5 +326,47 @@ class LruSwitchTests(TestCase):
             found = await stats(myproto, b"settings")
             self.assertEqual([wanted[name] for name in names], ["250", "7"])
             self.assertEqual([found[name] for name in names], [wanted[name] for name in names])
+
+        return Deferred.fromCoroutine(check())
+
+
+class TrackSizesTests(TestCase):
+    """
+    C{-o track_sizes}: C{stats sizes} counts from the start, as after
+    C{stats sizes_enable}, with and without CAS uniques.
+    """
+
+    timeout = 60
+
+    STREAM = (
+        b"stats sizes\r\nset a 0 0 1\r\nx\r\nset bb 0 0 40\r\n" + b"y" * 40 + b"\r\n"
+        b"gets a\r\nstats sizes\r\n"
+    )
+
+    def test_sameAsMemcached(self) -> None:
+        """
+        The same histogram, and the same CAS uniques (memcached takes one
+        when it starts counting).
+        """
+
+        async def check() -> None:
+            # memcached reads -C after -o track_sizes too late for it (it
+            # would count nothing): -C comes first here.
+            for extra in ([], ["-C"]):
+                given = [*extra, "-o", "track_sizes"]
+                options = Options()
+                options.parseOptions(given)
+                self.assertEqual(options["ignored"], [])
+                memcached = (await startMemcached(self, options=given)).port
+                myproto = await listenMyproto(self, options["settings"])
+                expected = (await exchange(HOST, memcached, [self.STREAM])).data
+                got = (await exchange(HOST, myproto, [self.STREAM])).data
+                # Without CAS uniques, items are 8 bytes smaller.
+                histogram = b"STAT 64 1\r\nSTAT 96 1\r\n" if extra else b"STAT 64 1\r\nSTAT 128 1\r\n"
+                self.assertIn(histogram + b"END\r\n", expected)
+                self.assertEqual(got, expected)
+                wanted = await stats(memcached, b"settings")
+                found = await stats(myproto, b"settings")
+                self.assertEqual((found["track_sizes"], wanted["track_sizes"]), ("yes", "yes"))
 
         return Deferred.fromCoroutine(check())
