@@ -100,3 +100,17 @@ def _writeToSocketFirst(transport: tcp.Server, data: bytes) -> None:
             return
         data = data[sent:]
     tcp.Server.write(transport, data)
+
+
+def raiseListenErrorsAtStart(service: Any) -> None:
+    """
+    Make a C{StreamServerEndpointService} raise a failure to listen (a port
+    in use) from C{privilegedStartService}, as the services
+    C{twisted.application.strports.service} makes do, by the same private
+    flag.  Not a measurement but a behaviour: without it the error is only
+    logged and C{twistd -n} serves nothing instead of exiting with one line
+    and status 1 (C{tests.test_options}' C{test_twistdPortInUse}).
+    L{myproto.service.ListeningService} is such a service of its own, so it
+    sets the flag that C{strports} would have.
+    """
+    service._raiseSynchronously = True

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from myproto.config import ServerSettings
 from myproto.stats import PrefixStats, ServerStats
-from myproto.store import IItemObserver, Item, MemoryStore
+from myproto.store import IItemObserver, Item, MemoryStore, slabSizes
 from myproto.wire.replies import Outcome
 
 # Clients gate features on the server's version, so myproto reports the
@@ -69,6 +69,26 @@ class ItemEvents(IItemObserver, Protocol):
         @param size: the value's length.
         """
 
+    def connectionOpened(self, address: str, port: int, transport: str, number: int) -> None:
+        """
+        A client connected (a C{conn_new} log line).
+
+        @param address: its IP address, or C{unix}.
+        @param port: its port (0 on a Unix socket).
+        @param transport: C{tcp} or C{local}.
+        @param number: its connection number (L{ClientConnection}).
+        """
+
+    def connectionClosed(
+        self, address: str, port: int, transport: str, number: int, reason: str
+    ) -> None:
+        """
+        A client's connection closed (a C{conn_close} log line).
+
+        @param reason: memcached's: C{normal} (the client closed or said
+            C{quit}), C{error}, C{idle_timeout} or C{shutdown}.
+        """
+
 
 class WatchHub(Protocol):
     """
@@ -82,13 +102,6 @@ class WatchHub(Protocol):
     def __len__(self) -> int:
         """
         @return: how many connections watch.
-        """
-
-    def connectionEvent(
-        self, opened: bool, host: str, port: int, transport: str, reason: str, number: int
-    ) -> None:
-        """
-        A client connection opened or closed (C{watch connevents}).
         """
 
 
@@ -204,6 +217,8 @@ class Cache:
         would not have written yet (see L{newReplyWindow}).
     @ivar connections: the open client connections (C{stats conns}); the
         protocol factory shares this set.
+    @ivar listeners: the listening ports, which C{stats conns} lists too
+        (as memcached does), told by the service that listens.
     @ivar currentConnection: the connection whose input is being handled.
     @ivar watchers: everyone watching, once someone has (L{myproto.commands.watch}).
     @ivar watching: told of item events while anyone watches, else L{None}.
@@ -211,6 +226,8 @@ class Cache:
     @ivar tuning: what the tuning commands set.
     @ivar certificates: set by the service wiring when the server has
         C{mtls:} endpoints, else L{None}.
+    @ivar slabSizes: the chunk size of each slab class memcached would
+        make with the C{-f} and C{-n} settings (L{myproto.store.slabSizes}).
     @ivar timings: per-command durations, kept while a metrics endpoint is
         configured (L{myproto.metrics}), else L{None}.
     """
@@ -218,7 +235,7 @@ class Cache:
     def __init__(self, store: MemoryStore, settings: ServerSettings) -> None:
         self.store = store
         self.stats = ServerStats()
-        self.prefixStats = PrefixStats()
+        self.prefixStats = PrefixStats(ord(settings.detailDelimiter[:1] or ":"))
         self.settings = settings
         self.verbosity = settings.verbosity
         self.slabAutomove = 1
@@ -227,15 +244,24 @@ class Cache:
         self.startedAt = store.startedAt
         self.oldestLive = 0
         self.sizesFrom: int | None = None
+        if settings.trackSizes:
+            # As memcached's -o track_sizes, which takes a CAS unique too.
+            self.sizesFrom = store.nextCas() if store.useCas else 0
         self.replyWindow = 1
         self.connections: set[Any] = set()
+        self.listeners: set[ClientConnection] = set()
         self.currentConnection: ClientConnection | None = None
         self.watchers: WatchHub | None = None
         self.watching: ItemEvents | None = None
         self.crawler = CrawlerState()
         self.tuning = Tuning()
+        self.crawler.enabled = settings.lruCrawler
+        self.crawler.sleep = settings.crawlerSleep
+        self.crawler.tocrawl = settings.crawlerToCrawl
         self.certificates: Certificates | None = None
         self.timings: CommandTimer | None = None
+        # The slab classes -f and -n make, as stats slabs and me report them.
+        self.slabSizes = slabSizes(settings.growthFactor, settings.chunkSizeMin)
 
     def newReplyWindow(self) -> None:
         """

@@ -205,6 +205,17 @@ class ServerSettings:
     @ivar growthFactor: the slab growth factor (C{-f}).
     @ivar chunkSizeMin: the smallest slab chunk for key, value and flags
         (C{-n}).
+    @ivar lruCrawler: whether the C{lru_crawler} starts enabled (memcached's
+        C{-o no_lru_crawler} turns it off).
+    @ivar lruMaintainer: memcached's LRU maintainer and segmented LRU, which
+        myproto does not have: C{-o no_lru_maintainer} makes C{stats} report
+        them off, as memcached does.
+    @ivar crawlerSleep: the crawler's starting pause between items, in
+        microseconds (C{-o lru_crawler_sleep}).
+    @ivar crawlerToCrawl: the most items one crawl examines at first, 0 for
+        no limit (C{-o lru_crawler_tocrawl}).
+    @ivar trackSizes: whether C{stats sizes} counts from the start, as after
+        C{stats sizes_enable} (C{-o track_sizes}).
     @ivar endpoints: the C{listen} descriptions as they are served: with
         C{listenBacklog} and C{unixMask} filled in where a description
         gives no C{backlog=} or C{mode=} (see L{withListenDefaults}).
@@ -242,6 +253,11 @@ class ServerSettings:
     detailDelimiter: str = ":"
     growthFactor: float = 1.25
     chunkSizeMin: int = 48
+    lruCrawler: bool = True
+    lruMaintainer: bool = True
+    crawlerSleep: int = 100
+    crawlerToCrawl: int = 0
+    trackSizes: bool = False
     endpoints: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # Read here rather than per "stats settings": the descriptions never
     # change.  Not compared, as it follows from listen.

@@ -40,11 +40,9 @@ INTERNAL_ERROR = b"SERVER_ERROR internal error"
 # before it reads and answers more.
 REPLY_BATCH_LIMIT = 64 * 1024
 
-# memcached carries out at most this many commands of one read before it
-# writes its replies, then this many at a time (its reqs_per_event, 20, plus
-# the command it starts with); see Cache.newReplyWindow.
-FIRST_REPLY_WINDOW = 21
-REPLY_WINDOW = 20
+# memcached carries out at most -R commands (its reqs_per_event, 20 by
+# default) plus the one it starts with of one read before it writes its
+# replies and yields, then -R at a time; see Cache.newReplyWindow.
 
 
 class Signal(Enum):
@@ -56,6 +54,7 @@ class Signal(Enum):
     NEED_DATA = auto()  # nothing: a request has begun, wait for the rest of it
     REPLY_BATCH = auto()  # replies reached REPLY_BATCH_LIMIT: send, then continueReading
     CLOSE = auto()  # close the connection once the replies have gone
+    QUIT = auto()  # the same, as the client asked (memcached's normal close)
     HANDOVER = auto()  # hand the connection to ServerConnection.stream
     SHUTDOWN = auto()  # close, and stop the server (see shutdownGraceful)
 
@@ -64,6 +63,7 @@ IDLE = Signal.IDLE
 NEED_DATA = Signal.NEED_DATA
 REPLY_BATCH = Signal.REPLY_BATCH
 CLOSE = Signal.CLOSE
+QUIT = Signal.QUIT
 HANDOVER = Signal.HANDOVER
 SHUTDOWN = Signal.SHUTDOWN
 
@@ -155,7 +155,7 @@ class ServerConnection:
         # A data block's parts so far; a list only once a block spans reads.
         self._chunks: list[bytes] | tuple[()] = ()
         self._remaining = 0
-        self._windowRoom = FIRST_REPLY_WINDOW
+        self._windowRoom = cache.settings.maxRequestsPerEvent + 1
         self.stream: Optional[Stream] = None
         self.shutdownGraceful = False
         self.commandLines = 0
@@ -228,7 +228,7 @@ class ServerConnection:
                 # memcached writes its replies whenever it runs out of whole
                 # lines (but not while it waits for the rest of a data block).
                 self._cache.newReplyWindow()
-            self._windowRoom = FIRST_REPLY_WINDOW
+            self._windowRoom = self._cache.settings.maxRequestsPerEvent + 1
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         position = 0
@@ -358,8 +358,11 @@ class ServerConnection:
             self._nextReplyWindow()
 
     def _nextReplyWindow(self) -> None:
-        self._cache.newReplyWindow()
-        self._windowRoom = REPLY_WINDOW
+        # memcached, its -R requests done, writes its replies and yields.
+        cache = self._cache
+        cache.newReplyWindow()
+        cache.stats.connYields += 1
+        self._windowRoom = cache.settings.maxRequestsPerEvent
 
     def _carryOutLine(self, line: bytes, replies: list[bytes]) -> Signal:
         request = None
@@ -388,7 +391,7 @@ class ServerConnection:
                 self.state = DATA
                 return NEED_DATA
             if isinstance(request, classic.QuitRequest):
-                return CLOSE
+                return QUIT
             if isinstance(request, classic.ShutdownRequest):
                 return self._shutdown(request, replies)
             raise AssertionError("no handler for %r" % (request,))
@@ -575,6 +578,8 @@ class BinaryReader:
                 return position, CLOSE, commands
             if after is binaryCommands.Next.CLOSE:
                 return position, CLOSE, commands + 1
+            if after is binaryCommands.Next.QUIT:
+                return position, QUIT, commands + 1
             if after is binaryCommands.Next.VALUE:
                 if not count:
                     written = self._complete(request, b"", replies, written)

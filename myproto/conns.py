@@ -2,7 +2,7 @@
 How memcached names connections and addresses in C{stats conns} and
 C{watch} lines: a connection by its socket's file descriptor, an address as
 C{tcp:HOST:PORT}, C{tcp6:[HOST]:PORT} or C{unix:PATH}.  Used by the protocol
-adapter, which knows the transports.
+adapter, which knows the transports, and by the listeners (L{Listener}).
 """
 
 from __future__ import annotations
@@ -65,3 +65,34 @@ def describeAddress(address: object) -> str:
         text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         return "unix:" + text
     return "?:<AF 0>"
+
+
+class Listener:
+    """
+    A listening port as C{stats conns} lists it, as memcached lists its
+    listening sockets: its address, state C{conn_listening}, and the seconds
+    since it started listening.
+
+    @ivar transport: the listening port (named as a connection's transport,
+        so that L{connectionNumber} finds its descriptor).
+    @ivar since: clock seconds when it started listening.
+    """
+
+    def __init__(self, port: Any, since: float) -> None:
+        self.transport = port
+        self.since = since
+
+    def connectionNumber(self) -> int:
+        return connectionNumber(self)
+
+    def connectionReport(self, now: float, current: bool) -> list[tuple[str, object]]:
+        address = describeAddress(self.transport.getHost())
+        if address.startswith("unix:"):
+            # memcached reads a listener's name into a sockaddr_in6, which
+            # holds 26 bytes of a path: 1.6.18 shows no more of it.
+            address = "unix:" + address[5:].encode("utf-8")[:26].decode("utf-8", "replace")
+        return [
+            ("addr", address),
+            ("state", "conn_listening"),
+            ("secs_since_last_cmd", max(int(now - self.since), 0)),
+        ]

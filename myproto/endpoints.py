@@ -168,6 +168,9 @@ def memcachedEndpoints(config: Mapping[str, Any]) -> list[str]:
         number = port if interface.port is None else interface.port
         if interface.port is None and number == 0:
             continue
+        if number == -1:
+            # memcached's -p -1: a port the system picks.
+            number = 0
         where = "{}:interface={}".format(number, quoteStringArgument(interface.host))
         if tls is not None and interface.tls:
             descriptions.append("mtls:{}:{}".format(where, tls))

@@ -40,6 +40,7 @@ from myproto.config import (
     MEGABYTE,
     ServerSettings,
 )
+from myproto.wire.numbers import strtoul
 from myproto.endpoints import (
     TLS_SUBOPTIONS,
     checkEndpoint,
@@ -62,15 +63,44 @@ IGNORED_SUBOPTIONS = frozenset(
     """maxconns_fast no_maxconns_fast hashpower no_hashexpand slab_reassign
     no_slab_reassign slab_automove no_slab_automove slab_automove_ratio
     slab_automove_window slab_automove_freeratio tail_repair_time
-    hash_algorithm lru_crawler no_lru_crawler lru_crawler_sleep
-    lru_crawler_tocrawl lru_maintainer no_lru_maintainer lru_segmented
+    hash_algorithm lru_segmented
     hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor temporary_ttl
     watcher_logbuf_size worker_logbuf_size slab_sizes slab_chunk_max
-    track_sizes inline_ascii_resp no_inline_ascii_resp modern no_modern
+    inline_ascii_resp no_inline_ascii_resp modern no_modern
     no_chunked_items drop_privileges no_drop_privileges resp_obj_mem_limit
     read_buf_mem_limit sock_cookie_id ssl_keyformat ssl_ciphers ssl_wbuf_size
     ssl_session_cache ssl_kernel_tls relaxed_privileges""".split()
 )
+
+# memcached's -o switches of its LRU crawler and maintainer.
+_LRU_SWITCHES = {
+    "lru_crawler": ("lru-crawler", True),
+    "no_lru_crawler": ("lru-crawler", False),
+    "lru_maintainer": ("lru-maintainer", True),
+    "no_lru_maintainer": ("lru-maintainer", False),
+}
+
+
+def _crawlerSetting(key: str, argument: str | None) -> int:
+    """
+    Read memcached's C{-o lru_crawler_sleep} (C{atoi}, 0 to 1000000) or
+    C{-o lru_crawler_tocrawl} (an unsigned 32-bit number).
+
+    @raise usage.UsageError: in memcached's words.
+    """
+    if argument is None:
+        raise usage.UsageError("Missing {} value".format(key))
+    if key == "lru_crawler_sleep":
+        leading = re.match(r"\s*[-+]?\d+", argument)
+        value = int(leading.group()) if leading else 0
+        if not 0 <= value <= 1000000:
+            raise usage.UsageError("LRU crawler sleep must be between 0 and 1 second")
+        return value
+    number = strtoul(argument.encode("utf-8", "replace"))
+    if number is None:
+        raise usage.UsageError("lru_crawler_tocrawl takes a numeric 32bit value")
+    return number
+
 
 def _isCurrentUser(name: str) -> bool:
     """
@@ -345,6 +375,21 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
     protocol = parseProtocol(config.get("protocol") or ("auto" if saslCredentials is None else "binary"))
     if saslCredentials is not None and int(config.get("udp-port", 0)):
         raise ValueError("Cannot enable UDP while using binary SASL authentication.")
+    # memcached's -t, -R, -n and -D checks, in its words.
+    threads = int(config.get("threads", ServerSettings.threads))
+    if threads < 1:
+        raise ValueError("Number of threads must be greater than 0")
+    requestsPerEvent = int(config.get("max-reqs-per-event", ServerSettings.maxRequestsPerEvent))
+    if requestsPerEvent < 1:
+        raise ValueError("Number of requests per event must be greater than 0")
+    chunkSizeMin = int(config.get("slab-min-size", ServerSettings.chunkSizeMin))
+    if chunkSizeMin < 1:
+        raise ValueError("Chunk size must be greater than 0")
+    delimiter = str(config.get("prefix-delimiter", ServerSettings.detailDelimiter))
+    if not delimiter:
+        raise ValueError("No delimiter specified")
+    if not delimiter[0].isascii():
+        raise ValueError("The -D delimiter must be an ASCII character")
     return ServerSettings(
         memoryLimit=memoryBytes,
         maxItemSize=maxItemSize,
@@ -365,18 +410,22 @@ def settingsFromOptions(config: Mapping[str, Any]) -> ServerSettings:
         listenBacklog=backlog,
         unixMask=parseMask(mask) if isinstance(mask, str) else int(mask),
         udpPort=int(config.get("udp-port", 0)),
-        threads=int(config.get("threads", ServerSettings.threads)),
+        threads=threads,
         protocol=protocol,
-        maxRequestsPerEvent=int(
-            config.get("max-reqs-per-event", ServerSettings.maxRequestsPerEvent)
-        ),
+        maxRequestsPerEvent=requestsPerEvent,
         evictions=not config.get("disable-evictions", False),
         flushEnabled=not config.get("disable-flush-all", False),
         dumpEnabled=not config.get("disable-dumping", False),
         watchEnabled=not config.get("disable-watch", False),
-        detailDelimiter=str(config.get("prefix-delimiter", ServerSettings.detailDelimiter)),
+        # memcached takes the first character.
+        detailDelimiter=delimiter[0],
         growthFactor=float(config.get("slab-growth-factor", ServerSettings.growthFactor)),
-        chunkSizeMin=int(config.get("slab-min-size", ServerSettings.chunkSizeMin)),
+        chunkSizeMin=chunkSizeMin,
+        lruCrawler=bool(config.get("lru-crawler", True)),
+        lruMaintainer=bool(config.get("lru-maintainer", True)),
+        crawlerSleep=int(config.get("lru_crawler_sleep", ServerSettings.crawlerSleep)),
+        crawlerToCrawl=int(config.get("lru_crawler_tocrawl", ServerSettings.crawlerToCrawl)),
+        trackSizes=bool(config.get("track-sizes", False)),
     )
 
 
@@ -438,12 +487,14 @@ class Options(usage.Options):
         ["listen-backlog", "b", DEFAULT_BACKLOG, "Listen backlog queue limit (memcached -b).", parseInteger],
         ["threads", "t", ServerSettings.threads, "Accepted: one reactor thread serves; twistd myproto-pool --workers N runs N processes (memcached -t).", parseInteger],
         ["protocol", "B", None, "ascii, binary or auto: detected on each connection's first byte [default: auto; binary with -S] (memcached -B).", parseProtocol],
-        ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Requests per event (memcached -R).", parseInteger],
+        ["max-reqs-per-event", "R", ServerSettings.maxRequestsPerEvent, "Commands carried out per read before the replies are written, counted in conn_yields (memcached -R).", parseInteger],
         ["prefix-delimiter", "D", ServerSettings.detailDelimiter, "Key prefix delimiter of stats detail (memcached -D)."],
         ["slab-growth-factor", "f", ServerSettings.growthFactor, "Slab chunk size growth factor (memcached -f).", parseFactor],
         ["slab-min-size", "n", ServerSettings.chunkSizeMin, "Smallest chunk for key, value and flags (memcached -n).", parseInteger],
         ["user", "u", None, "Under twistd, its -u; else accepted only when not root (memcached -u)."],
         ["pidfile", "P", None, "Under twistd, its --pidfile (memcached -P)."],
+        ["memory-file", "e", None, "Accepted and ignored: --snapshot FILE keeps the cache across restarts (memcached -e)."],
+        ["napi_ids", "N", None, "Accepted and ignored (memcached -N).", parseInteger],
         [
             "memory-limit",
             "m",
@@ -559,6 +610,13 @@ class Options(usage.Options):
         sys.exit(0)
 
     opt_V = opt_version
+
+    def opt_license(self) -> None:
+        """Print myproto's license and exit (memcached -i)."""
+        print("myproto {} is MIT-licensed: see the LICENSE file of its source.".format(__version__))
+        sys.exit(0)
+
+    opt_i = opt_license
     opt_h = usage.Options.opt_help
 
     def opt_extended(self, value: str) -> None:
@@ -572,6 +630,13 @@ class Options(usage.Options):
                     raise usage.UsageError("idle_timeout: {}".format(e)) from None
             elif key in TLS_SUBOPTIONS:
                 self["tls"][key] = argument
+            elif key in _LRU_SWITCHES:
+                name, value = _LRU_SWITCHES[key]
+                self[name] = value
+            elif key == "track_sizes":
+                self["track-sizes"] = True
+            elif key in ("lru_crawler_sleep", "lru_crawler_tocrawl"):
+                self[key] = _crawlerSetting(key, argument if equals else None)
             elif key in IGNORED_SUBOPTIONS or key.startswith("ext_"):
                 self["ignored"].append("-o " + item.strip())
             elif key:
@@ -614,6 +679,12 @@ class Options(usage.Options):
             else:
                 # memcached, too, takes -u only when run as root.
                 self["ignored"].append("-u " + self["user"])
+        if self["memory-file"]:
+            self["ignored"].append("-e " + self["memory-file"])
+        if self["napi_ids"] is not None:
+            if self["napi_ids"] < 1:
+                raise usage.UsageError("Maximum number of NAPI IDs must be greater than 0")
+            self["ignored"].append("-N {}".format(self["napi_ids"]))
         for flag, short in [
             ("enable-coredumps", "-r"),
             ("lock-memory", "-k"),

@@ -34,6 +34,7 @@ from myproto.cache import Cache
 from myproto.config import ServerSettings
 from myproto.connection import (
     CLOSE,
+    QUIT,
     DATA,
     HANDOVER,
     NEED_DATA,
@@ -60,9 +61,6 @@ class ReportedConnection:
 
     log: Logger
     transport: Any
-    # memcached's close reason, for the conn_close line of watch connevents.
-    closeReason = "normal"
-    _eventNumber = -1
     connectedAt: float
     lastCommandAt: float | None
     _cache: Cache
@@ -99,6 +97,17 @@ class ReportedConnection:
         if subject:
             report.append(("tls_subject", subject))
         return report
+
+    def _peerForLog(self) -> tuple[str, int, str, int]:
+        """
+        @return: the client as memcached's connection events name it: IP
+            address (C{unix} on a Unix socket), port, transport (C{tcp} or
+            C{local}) and connection number.
+        """
+        peer = self.transport.getPeer()
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            return peer.host, peer.port, "tcp", self.connectionNumber()
+        return "unix", 0, "local", self.connectionNumber()
 
     def tlsSubject(self) -> str | None:
         """
@@ -149,24 +158,6 @@ class ReportedConnection:
     def binaryDetected(self) -> None:
         self._outbox.separator = b""
 
-    def connectionEvent(self, opened: bool) -> None:
-        """
-        Tell the watchers (C{watch connevents}) that this connection opened
-        or closed.
-        """
-        if opened:
-            # Taken now: a closed transport has no descriptor left.
-            self._eventNumber = self.connectionNumber()
-        hub = self._cache.watchers
-        if hub is None:
-            return
-        peer = self.transport.getPeer()
-        if isinstance(peer, (IPv4Address, IPv6Address)):
-            host, port, kind = peer.host, peer.port, "udp" if peer.type == "UDP" else "tcp"
-        else:
-            host, port, kind = "unix", 0, "local"
-        hub.connectionEvent(opened, host, port, kind, self.closeReason, self._eventNumber)
-
 
 @implementer(IPushProducer)
 class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
@@ -200,6 +191,8 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._clock = factory.clock
         self._connection = ServerConnection(factory.cache, self)
         self._closing = False
+        # memcached's reason for a close, for connection events.
+        self._closeReason = "normal"
         self._counted = False
         self._registered = False
         self._hangUpWhenSent = False
@@ -248,8 +241,11 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._counted = True
         self.connectedAt = self._clock.seconds()
         self.factory.connections.add(self)
-        self.connectionEvent(True)
         self._register()
+        # Kept for the close event: by then the socket has no descriptor.
+        self._peer = self._peerForLog()
+        if self._cache.watching is not None:
+            self._cache.watching.connectionOpened(*self._peer)
         tuneTransport(self.transport)
         self.setTimeout(self._cache.settings.idleTimeout or None)
         # Only at verbosity 2 (-vv), as in memcached: a burst of connections
@@ -277,9 +273,9 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
                 )
             self._cache.stats.currConnections -= 1
             self._counted = False
-            if not watcher:
-                self.connectionEvent(False)
             self.factory.connectionClosed(self)
+            if self._cache.watching is not None and not watcher:
+                self._cache.watching.connectionClosed(*self._peer, self._closeReason)
 
     def finishAndClose(self) -> None:
         """
@@ -289,6 +285,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         self._closeWhenIdle = True
         if self._closing:
             return
+        self._closeReason = "shutdown"
         if self._stream is not None:
             if self._stream.endless:
                 # The watcher is the transport's producer; a paused one
@@ -333,11 +330,12 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
             assert connection.stream is not None
             self._handOver(connection.stream)
             return
-        if signal is CLOSE:
+        if signal is CLOSE or signal is QUIT:
             self._closing = True
+            self._closeReason = "error" if signal is CLOSE else "normal"
         elif signal is SHUTDOWN:
             self._closing = True
-            self.closeReason = "shutdown"
+            self._closeReason = "shutdown"
             self.factory.requestShutdown(graceful=connection.shutdownGraceful)
         unfinished = signal is NEED_DATA or (signal is REPLY_BATCH and connection.unfinished)
         if self._closeWhenIdle and not unfinished:
@@ -388,7 +386,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         The client has not completed a command for the idle timeout.
         """
         self._cache.stats.idleKicks += 1
-        self.closeReason = "idle_timeout"
+        self._closeReason = "idle_timeout"
         self.log.info("Dropping idle client {peer}", peer=self.transport.getPeer())
         self._abort()
 
@@ -406,7 +404,7 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
     def _requestTimedOut(self) -> None:
         self._requestDeadline = None
         self._cache.stats.requestTimeouts += 1
-        self.closeReason = "error"
+        self._closeReason = "error"
         self.log.info(
             "Dropping {peer}: request unfinished after {timeout} seconds",
             peer=self.transport.getPeer(),

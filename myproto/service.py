@@ -18,19 +18,22 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from myproto.config import ServerSettings
+from myproto._tuning import raiseListenErrorsAtStart
+from myproto.conns import Listener
 from myproto.dashboard import dashboardService
 from myproto.evictions import SUMMARY_INTERVAL, EvictionSummary
 from myproto.protocol import CacheServerFactory
 from myproto.snapshot import SnapshotService
+from myproto.secondflush import SecondFlushStore
 from myproto.store import MemoryStore
 from myproto.tls import CertificateReloader, TLSServerEndpoint
 from myproto.udp import udpService
@@ -168,6 +171,65 @@ class ReloadCertificatesOnSignal(AtReactorStart):
         self.reload()
 
 
+class _NotingEndpoint:
+    """
+    Listens on an endpoint and tells a L{ListeningService} the port.
+    """
+
+    def __init__(self, endpoint: Any, service: "ListeningService") -> None:
+        self._endpoint = endpoint
+        self._service = service
+
+    def listen(self, factory: Any) -> Deferred[Any]:
+        return self._endpoint.listen(factory).addCallback(self._service.listening)
+
+
+class ListeningService(StreamServerEndpointService):
+    """
+    Serves one endpoint, and lists its port in the cache's C{listeners}
+    while it listens (C{stats conns} shows them, as memcached shows its
+    listening sockets).
+
+    @ivar port: the listening port, once it listens; else L{None}.
+    """
+
+    factory: CacheServerFactory
+
+    def __init__(self, endpoint: Any, factory: CacheServerFactory) -> None:
+        super().__init__(endpoint, factory)
+        raiseListenErrorsAtStart(self)
+        self.port: Any = None
+        self._listener: Listener | None = None
+
+    def privilegedStartService(self) -> None:
+        # Twisted's service listens on self.endpoint; for that one call it
+        # is one that notes the port, and self.endpoint stays the real one
+        # (refresh_certs finds mtls: certificates through it).
+        endpoint = self.endpoint
+        self.endpoint = _NotingEndpoint(endpoint, self)
+        try:
+            super().privilegedStartService()
+        finally:
+            self.endpoint = endpoint
+
+    def listening(self, port: Any) -> Any:
+        """
+        The endpoint listens on C{port}: list it.
+        """
+        cache = self.factory.cache
+        self.port = port
+        self._listener = Listener(port, cache.store.now())
+        cache.listeners.add(self._listener)
+        return port
+
+    def stopService(self) -> Deferred[None]:
+        if self._listener is not None:
+            self.factory.cache.listeners.discard(self._listener)
+            self._listener = None
+        self.port = None
+        return super().stopService()
+
+
 @dataclass(frozen=True)
 class ServerParts:
     """
@@ -198,7 +260,7 @@ class ServerParts:
 
     factory: CacheServerFactory
     cacheServices: tuple[IService, ...]
-    listeners: tuple[StreamServerEndpointService, ...]
+    listeners: tuple[ListeningService, ...]
     processServices: tuple[IService, ...]
     services: tuple[IService, ...]
     datagramListeners: tuple[IService, ...] = ()
@@ -238,7 +300,7 @@ def buildServer(
 
     @return: the factory and the services, sorted.
     """
-    store = MemoryStore(
+    store = (MemoryStore if settings.useCas else SecondFlushStore)(
         reactor,
         maxBytes=settings.memoryLimit,
         maxItemSize=settings.maxItemSize,
@@ -259,7 +321,7 @@ def buildServer(
         metrics = dashboardService(settings.metrics, factory.cache, settings, reactor)
         running.append(_named(metrics, METRICS_NAME))
     listeners = [
-        strports.service(description, factory, reactor=reactor)
+        ListeningService(serverFromString(reactor, description), factory)
         for description in settings.endpoints
     ]
     udp = udpService(factory, reactor)

@@ -43,6 +43,7 @@ class ServerStats:
         "requestTimeouts",
         "bytesRead",
         "bytesWritten",
+        "connYields",
     )
 
     currConnections: int
@@ -74,6 +75,7 @@ class ServerStats:
     requestTimeouts: int
     bytesRead: int
     bytesWritten: int
+    connYields: int
 
     # Gauges that "stats reset" leaves alone.
     _gauges = frozenset(["currConnections"])
@@ -143,14 +145,17 @@ class PrefixStats:
     C{stats detail on} is in force.
 
     @ivar enabled: whether commands record into it.
+    @ivar delimiter: the byte that ends a prefix (memcached's C{-D}); a key
+        without it is not counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delimiter: int = PREFIX_DELIMITER) -> None:
         self.enabled = False
+        self.delimiter = delimiter
         self._counts: dict[bytes, list[int]] = {}
 
     def _find(self, key: bytes) -> list[int] | None:
-        end = key.find(PREFIX_DELIMITER)
+        end = key.find(self.delimiter)
         if end < 0:
             return None
         prefix = key[:end]

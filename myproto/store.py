@@ -92,35 +92,46 @@ _TOKEN_SENT = 2
 _KEY_BINARY = 4
 
 
-# The chunk sizes of memcached's default slab classes (growth factor 1.25,
-# 48-byte minimum chunk, 512 KiB largest chunk); C{me} reports the class an
-# item would live in.
+# The chunk sizes of memcached's slab classes: from the smallest chunk (an
+# item header of 48 bytes plus C{-n}), each the last times C{-f}, aligned to
+# 8 bytes, up to the 512 KiB largest chunk; C{me} reports the class an item
+# would live in.
 _SLAB_CHUNK_MAX = 512 * 1024
+_ITEM_HEADER = 48
 
 
-def _slabSizes() -> tuple[int, ...]:
+def slabSizes(factor: float = 1.25, minimum: int = 48) -> tuple[int, ...]:
+    """
+    @param factor: memcached's C{-f}, the growth factor.
+    @param minimum: memcached's C{-n}, the smallest chunk for key, value
+        and flags.
+    @return: the chunk size of each slab class, as memcached 1.6.18 makes
+        them (C{slabs_init}).
+    """
     sizes = []
-    size = 96
-    while size < _SLAB_CHUNK_MAX / 1.25:
+    size = _ITEM_HEADER + minimum
+    while size < _SLAB_CHUNK_MAX / factor and len(sizes) < 62:
         size += -size % 8
         sizes.append(size)
-        size = int(size * 1.25)
+        # memcached multiplies an unsigned int by a double and truncates.
+        size = int(size * factor)
     sizes.append(_SLAB_CHUNK_MAX)
     return tuple(sizes)
 
 
-SLAB_SIZES = _slabSizes()
+SLAB_SIZES = slabSizes()
 
 
-def slabClass(size: int) -> int:
+def slabClass(size: int, sizes: tuple[int, ...] = SLAB_SIZES) -> int:
     """
     @param size: an item's size, as L{itemSize} counts it.
+    @param sizes: the classes' chunk sizes (L{slabSizes}).
     @return: the memcached slab class an item of that size goes in.
     """
-    for index, chunk in enumerate(SLAB_SIZES):
+    for index, chunk in enumerate(sizes):
         if size <= chunk:
             return index + 1
-    return len(SLAB_SIZES)
+    return len(sizes)
 
 
 class Item:

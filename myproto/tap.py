@@ -8,15 +8,20 @@ service C{twistd} (and C{python -m myproto}, and C{tac/myproto.tac}) runs.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from twisted.application.service import MultiService
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from myproto.config import MEGABYTE, ServerSettings
 from myproto.options import Options, settingsFromOptions, versionLine
-from myproto.service import buildServer
+from myproto.service import ListeningService, buildServer
+
+#: Names the file of listening ports to write, as memcached's does.
+PORTS_FILE_VARIABLE = "MEMCACHED_PORT_FILENAME"
 
 
 class ServerService(MultiService):
@@ -35,12 +40,17 @@ class ServerService(MultiService):
     log = Logger()
 
     def __init__(
-        self, settings: ServerSettings, notes: list[str], exitOnListenFailure: bool = False
+        self,
+        settings: ServerSettings,
+        notes: list[str],
+        exitOnListenFailure: bool = False,
+        portsFile: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.notes = notes
         self.exitOnListenFailure = exitOnListenFailure
+        self.portsFile = portsFile
 
     def privilegedStartService(self) -> None:
         # Said before the ports are bound, so that it comes first in the log.
@@ -61,6 +71,37 @@ class ServerService(MultiService):
             if not self.exitOnListenFailure:
                 raise
             raise SystemExit("myproto: {}".format(error)) from None
+        if self.portsFile is not None:
+            ports = [child.port for child in self if isinstance(child, ListeningService)]
+            writePortsFile(self.portsFile, ports)
+
+
+def writePortsFile(path: str, ports: list[Any]) -> None:
+    """
+    Write the file memcached writes when C{MEMCACHED_PORT_FILENAME} names
+    one: a C{TCP INET: PORT} (or C{INET6}) line per TCP port, in listening
+    order, written to C{PATH.lck} and renamed, so that a reader that sees
+    the file sees it whole.  Test harnesses read it to learn the ports of
+    C{-p -1}.
+
+    @param ports: the listening ports (L{None} for one not listening).
+    """
+    lines = []
+    for port in ports:
+        host = port.getHost() if port is not None else None
+        if isinstance(host, (IPv4Address, IPv6Address)) and host.type == "TCP":
+            family = "INET" if isinstance(host, IPv4Address) else "INET6"
+            lines.append("TCP {}: {}\n".format(family, host.port))
+    temporary = path + ".lck"
+    try:
+        with open(temporary, "a") as file:
+            file.writelines(lines)
+        os.replace(temporary, path)
+    except OSError as error:
+        # memcached says so and serves on.
+        ServerService.log.error(
+            "Failed to write the ports file {path}: {why}", path=temporary, why=error.strerror
+        )
 
 def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[str]:
     """
@@ -79,8 +120,6 @@ def startupNotes(config: Mapping[str, Any], settings: ServerSettings) -> list[st
             "One reactor thread serves: -t {0} noted; for {0} processes, one"
             " per core, run twistd myproto-pool --workers {0}".format(settings.threads)
         )
-    if settings.maxRequestsPerEvent != ServerSettings.maxRequestsPerEvent:
-        notes.append("-R {} noted; the reply window is fixed".format(settings.maxRequestsPerEvent))
     if config.get("tls") and not config.get("enable-ssl"):
         notes.append("Ignoring -o ssl_*: TLS is off without -Z")
     return notes
@@ -120,6 +159,8 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
         settings,
         startupNotes(config, settings),
         exitOnListenFailure=parent is not None and bool(parent.get("nodaemon")),
+        # As memcached: with -s, no ports file.
+        portsFile=None if config.get("unix-socket") else os.environ.get(PORTS_FILE_VARIABLE),
     )
     for service in buildServer(settings, reactor).services:
         service.setServiceParent(top)

@@ -15,6 +15,7 @@ from myproto.connection import (
     HANDOVER,
     IDLE,
     NEED_DATA,
+    QUIT,
     REPLY_BATCH,
     REPLY_BATCH_LIMIT,
     SHUTDOWN,
@@ -141,10 +142,11 @@ class SignalTests(SynchronousTestCase):
 
     def test_quit(self) -> None:
         """
-        C{quit} closes, after the replies before it.
+        C{quit} closes, after the replies before it, as the client asked
+        (memcached's normal close, not an error's).
         """
         connection, _ = connect()
-        self.assertEqual(feed(connection, b"mn\r\nquit\r\nmn\r\n"), (b"MN\r\n", [CLOSE]))
+        self.assertEqual(feed(connection, b"mn\r\nquit\r\nmn\r\n"), (b"MN\r\n", [QUIT]))
 
     def test_tooLongLine(self) -> None:
         """

@@ -25,6 +25,7 @@ ORDER = [
     "myproto.stats",
     "myproto.auth",
     "myproto.store",
+    "myproto.secondflush",
     # Bytes to requests, results to bytes.
     "myproto.wire.numbers",
     "myproto.wire.classic",

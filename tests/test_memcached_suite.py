@@ -25,11 +25,12 @@ from tests.readme import ROOT, childEnvironment
 #: The script that fetches memcached's tests and runs them against myproto.
 RUN = os.path.join(ROOT.path, "tests", "memcached_suite", "run")
 
-#: Seconds the whole run may take (about 75 on two cores).
+#: Seconds the whole run may take (38 files: 87 s of CPU, 290 s of wall
+#: time on two cores shared with a load average of 6 to 12).
 LIMIT = 900
 
 #: At least this many files must run: the script's list, less nothing.
-MINIMUM_FILES = 30
+MINIMUM_FILES = 38
 
 _FAILED_FILE = re.compile(r"^(t/\S+\.t) +\(Wstat", re.MULTILINE)
 _FILES = re.compile(r"^Files=(\d+), Tests=(\d+)", re.MULTILINE)

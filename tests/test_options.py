@@ -33,7 +33,8 @@ from myproto.protocol import CacheServerFactory
 from myproto.store import MemoryStore
 from myproto.tap import Options, makeService, startupNotes
 from tests.reference import freePort
-from tests.helpers import receiveUntil, selfSignedFiles
+from myproto.store import slabSizes
+from tests.helpers import Server, receiveUntil, selfSignedFiles
 from tests.readme import childEnvironment
 
 # Seconds a child process may take to start, answer or stop.
@@ -221,6 +222,14 @@ class StartupErrorTests(SynchronousTestCase):
             (["-a", "9"], "not an access mask"),
             (["-o", "idle_timeout=x"], "idle_timeout"),
             (["-b", "0"], "backlog"),
+            (["-t", "0"], "Number of threads must be greater than 0"),
+            (["-R", "0"], "Number of requests per event must be greater than 0"),
+            (["-n", "0"], "Chunk size must be greater than 0"),
+            (["-D", ""], "No delimiter specified"),
+            (["-N", "0"], "Maximum number of NAPI IDs must be greater than 0"),
+            (["-o", "lru_crawler_sleep=2000000"], "LRU crawler sleep must be between 0 and 1 second"),
+            (["-o", "lru_crawler_sleep"], "Missing lru_crawler_sleep value"),
+            (["-o", "lru_crawler_tocrawl=x"], "lru_crawler_tocrawl takes a numeric 32bit value"),
         ]
         for arguments, reason in cases:
             with self.subTest(arguments=arguments):
@@ -278,6 +287,16 @@ class ProcessOptionTests(SynchronousTestCase):
                 output.getvalue(), "myproto {} (memcached 1.6.18)\n".format(__version__)
             )
 
+    def test_license(self) -> None:
+        """
+        C{-i} and C{--license} print the license, as memcached's C{-i} does.
+        """
+        for flag in ["-i", "--license"]:
+            output = io.StringIO()
+            with redirect_stdout(output):
+                self.assertRaises(SystemExit, parse, flag)
+            self.assertIn("MIT-licensed", output.getvalue())
+
     def test_verbosity(self) -> None:
         """
         C{-vv} and C{-vvv} count.
@@ -306,10 +325,13 @@ class ProcessOptionTests(SynchronousTestCase):
         """
         Options with no meaning here are accepted and noted for the log.
         """
-        options = parse("-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-t", "2")
+        options = parse(
+            "-k", "-L", "-r", "-o", "ext_path=/x:1G,maxconns_fast", "-U", "1", "-t", "2",
+            "-e", "/dev/shm/m", "-N", "4",
+        )
         notes = startupNotes(options, options["settings"])
         text = "\n".join(notes)
-        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "-t 2"]:
+        for word in ["-k", "-L", "-r", "ext_path", "maxconns_fast", "UDP", "-t 2", "-e /dev/shm/m", "-N 4"]:
             self.assertIn(word, text)
 
     def test_testSuiteAdditions(self) -> None:
@@ -382,6 +404,73 @@ class DisabledCommandTests(SynchronousTestCase):
             b"STAT umask 750",
         ]:
             self.assertIn(line, lines)
+
+
+class SlabAndEventOptionTests(SynchronousTestCase):
+    """
+    C{-D}, C{-f}, C{-n} and C{-R} act as in memcached (checked against it in
+    L{tests.test_settings_differential}).
+    """
+
+    def test_firstCharacterDelimits(self) -> None:
+        """
+        memcached's C{-D} takes the first character given; C{stats detail}
+        cuts prefixes there, and C{stats settings} names it.
+        """
+        settings = settingsFor("-D", "/x")
+        self.assertEqual(settings.detailDelimiter, "/")
+        server = Server(settings)
+        client = server.connect()
+        client.send(b"stats detail on\r\nset a/b:c 0 0 1\r\nx\r\nset d:e 0 0 1\r\nx\r\n")
+        self.assertEqual(
+            client.send(b"stats detail dump\r\n"), b"PREFIX a get 0 hit 0 set 1 del 0\r\nEND\r\n"
+        )
+        self.assertEqual(server.stats(b"settings")["stat_key_prefix"], "/")
+
+    def test_slabClasses(self) -> None:
+        """
+        C{-n} is the first class's chunk less memcached's 48-byte item
+        header, C{-f} the growth from one class to the next (aligned to 8
+        bytes), as C{stats settings} reports them.
+        """
+        server = Server(settingsFor("-f", "2", "-n", "100"))
+        client = server.connect()
+        client.send(b"set a 0 0 1\r\nx\r\nset b 0 0 200\r\n" + b"y" * 200 + b"\r\n")
+        self.assertIn(b" cls=1 ", client.send(b"me a\r\n"))
+        self.assertIn(b" cls=2 ", client.send(b"me b\r\n"))
+        self.assertEqual(server.stats(b"slabs")["1:chunk_size"], "152")
+        self.assertEqual(slabSizes(2.0, 100)[:3], (152, 304, 608))
+        found = server.stats(b"settings")
+        self.assertEqual((found["growth_factor"], found["chunk_size"]), ("2.00", "100"))
+
+    def test_yieldsPerWindow(self) -> None:
+        """
+        After C{-R} commands of one read (one more at first), a yield is
+        counted, even with nothing more waiting: C{N} pipelined commands
+        make C{(N - 1) // R} of them, as memcached's state machine does.
+        """
+        for perEvent in [1, 3, 20]:
+            for count in [1, 2, 3, 4, 7, 21, 22, 41, 61]:
+                server = Server(ServerSettings(maxRequestsPerEvent=perEvent))
+                client = server.connect()
+                self.assertEqual(client.send(b"mn\r\n" * count), b"MN\r\n" * count)
+                self.assertEqual(
+                    (perEvent, count, server.stats()["conn_yields"]),
+                    (perEvent, count, str((count - 1) // perEvent)),
+                )
+                self.assertEqual(server.stats(b"settings")["reqs_per_event"], str(perEvent))
+
+    def test_windowResetsPerRead(self) -> None:
+        """
+        Each read starts a new window of C{-R} plus one.
+        """
+        server = Server(ServerSettings(maxRequestsPerEvent=2))
+        client = server.connect()
+        for _ in range(3):
+            client.send(b"mn\r\nmn\r\n")
+        self.assertEqual(server.stats()["conn_yields"], "0")
+        client.send(b"mn\r\n" * 3)
+        self.assertEqual(server.stats()["conn_yields"], "1")
 
 
 class DropInCommandTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ import random
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from myproto.secondflush import SecondFlushStore
 from myproto.store import NEVER, Item, MemoryStore, itemSize
 
 # A plausible wall-clock start, so that absolute times look like unix times.
@@ -1126,3 +1127,54 @@ class LastAccessTests(SynchronousTestCase):
         self.assertIsNotNone(items[0])
         self.assertIsNotNone(items[1])
         self.assertIs(items[0].lastAccess, items[1].lastAccess)
+
+
+class SecondFlushStoreTests(SynchronousTestCase):
+    """
+    L{SecondFlushStore}: memcached C{-C}'s whole-second flushes.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000.25)
+        self.store = SecondFlushStore(self.clock, useCas=False)
+
+    def test_sameSecondFlushed(self) -> None:
+        """
+        An item stored in the second a flush took effect is accepted, counted
+        and not seen, and it replaces nothing visible; the next second's is
+        kept.
+        """
+        self.store.flush()
+        self.clock.advance(0.5)
+        self.assertIsNotNone(self.store.put(b"k", b"v", 0, 0))
+        self.assertIsNone(self.store.get(b"k"))
+        self.assertEqual((len(self.store), self.store.bytes, self.store.stats.totalItems), (0, 0, 1))
+        # The store's seconds count from its start, as memcached's do.
+        self.clock.advance(0.5)
+        self.store.put(b"k", b"v", 0, 0)
+        self.assertEqual(self.store.get(b"k").value, b"v")  # type: ignore[union-attr]
+
+    def test_delayedFlush(self) -> None:
+        """
+        A delayed flush reaches to the end of the second it takes effect in.
+        """
+        self.store.flush(2.5)
+        self.clock.advance(2.6)
+        self.store.put(b"k", b"v", 0, 0)
+        self.assertIsNone(self.store.get(b"k"))
+        self.clock.advance(0.3)
+        self.store.put(b"k", b"v", 0, 0)
+        self.assertIsNone(self.store.get(b"k"))
+        self.clock.advance(0.1)
+        self.store.put(b"k", b"v", 0, 0)
+        self.assertIsNotNone(self.store.get(b"k"))
+
+    def test_lateFlushReachesNoFurther(self) -> None:
+        """
+        A flush due long ago, noticed now, flushes only what came before.
+        """
+        self.store.flush(1)
+        self.clock.advance(5)
+        self.store.put(b"k", b"v", 0, 0)
+        self.assertIsNotNone(self.store.get(b"k"))

@@ -71,6 +71,7 @@ _SIZES_SWITCHES = {
     b"sizes_disable": disableSizes,
 }
 
+
 def stats(request: classic.StatsRequest, cache: Cache) -> Lines:
     """
     C{stats} and its sub-commands, with memcached's names and order for what
@@ -127,12 +128,12 @@ def slabsAutomove(request: classic.SlabsAutomoveRequest, cache: Cache) -> Lines:
 
 def connectionStats(cache: Cache) -> list[tuple[str, object]]:
     """
-    C{stats conns}: one group of lines per open client connection, ordered
-    by its number (memcached's file descriptor).  Listening sockets are not
-    listed.
+    C{stats conns}: one group of lines per listening socket and open client
+    connection, ordered by its number (memcached's file descriptor).
     """
     now = cache.store.now()
-    numbered = sorted((c.connectionNumber(), id(c), c) for c in list(cache.connections))
+    everyone = list(cache.listeners) + list(cache.connections)
+    numbered = sorted((c.connectionNumber(), id(c), c) for c in everyone)
     pairs: list[tuple[str, object]] = []
     for number, _, connection in numbered:
         prefix = "%d:" % (number,)

@@ -41,6 +41,7 @@ class Next(Enum):
     VALUE = auto()  # the storage command's value, then completeStorage
     SWALLOW = auto()  # bytes to discard, then the next request
     CLOSE = auto()  # nothing: close once the replies have gone
+    QUIT = auto()  # the same, as the client asked
 
 
 # Storage modes, by the opcode that asks for them.
@@ -117,7 +118,7 @@ def carryOut(request: BinaryRequest, cache: Cache, replies: list[bytes]) -> tupl
         if not request.quiet:
             replies.append(response(request))
         if command == binary.QUIT:
-            return Next.CLOSE, 0
+            return Next.QUIT, 0
         # A no-op makes memcached write its replies at once.
         cache.newReplyWindow()
         return Next.COMMAND, 0

@@ -142,7 +142,7 @@ def metaDebug(request: meta.MetaDebugRequest, cache: Cache) -> Lines:
             cache.idleTime(item),
             item.cas,
             b"yes" if item.fetched else b"no",
-            slabClass(item.size),
+            slabClass(item.size, cache.slabSizes),
             item.size,
         )
     ]
@@ -185,7 +185,7 @@ def cacheDump(arguments: Sequence[bytes], cache: Cache) -> Lines:
     for item in sorted(reversed(list(cache.store.items())), key=lambda item: -item.cas):
         if limit and len(lines) >= limit:
             break
-        if item.keyBinary or slabClass(item.size) != number:
+        if item.keyBinary or slabClass(item.size, cache.slabSizes) != number:
             continue
         line = b"ITEM %s [%d b; %d s]" % (
             item.key, len(item.value), int(item.expires) if item.expires else 0

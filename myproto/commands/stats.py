@@ -6,9 +6,9 @@ extstore compiled in, no proxy, no seccomp) reports, in its order.
 A value is myproto's own where myproto has the figure.  Where it has no such
 thing (no slab pages, no segmented LRU, no maintainer thread, no extstore),
 the value is what memcached reports with that feature off or idle: 0 for its
-counters, its defaults for its settings.  Settings that the command line
-will provide (memcached's C{-f}, C{-n}, C{-R}...) are module constants here,
-memcached's defaults, until L{myproto.config.ServerSettings} carries them.
+counters, its defaults for its settings.  C{-f}, C{-n}, C{-R} and C{-D} are reported
+as given, and shape what they shape in memcached: the slab classes' chunk
+sizes, the reply window, the C{stats detail} prefixes.
 """
 
 from __future__ import annotations
@@ -37,12 +37,8 @@ HASH_BYTES = 8 * 2**HASH_POWER_LEVEL
 # How memcached names each -B choice in stats settings.
 _BINDING_PROTOCOLS = {"ascii": "ascii", "binary": "binary", "auto": "auto-negotiate"}
 
-# Settings whose options (memcached's flag in brackets) are accepted but do
-# not act here: the values in effect, memcached's defaults.
-GROWTH_FACTOR = 1.25  # -f
-CHUNK_SIZE = 48  # -n
-REQUESTS_PER_EVENT = 20  # -R
-HASHPOWER_INIT = 0  # -o hashpower
+# memcached's -o hashpower, accepted and ignored: its default.
+HASHPOWER_INIT = 0
 
 # memcached's settings of features myproto does not have, as memcached
 # reports them by default.  (A NULL string prints as "(null)" there.)
@@ -107,6 +103,24 @@ _LAST_SETTINGS: Pairs = [
     ("num_napi_ids", "(null)"),
     ("memory_file", "(null)"),
 ]
+
+
+# What memcached leaves out of "stats" and "stats items" without its LRU
+# maintainer (-o no_lru_maintainer).
+_MAINTAINER_STATS = frozenset(
+    """lru_maintainer_juggles evicted_active moves_to_cold moves_to_warm
+    moves_within_lru direct_reclaims lru_bumps_dropped""".split()
+)
+_MAINTAINER_ITEM_STATS = _MAINTAINER_STATS | frozenset(
+    """number_hot number_warm number_cold age_hot age_warm hits_to_hot
+    hits_to_warm hits_to_cold hits_to_temp""".split()
+)
+
+
+def _withoutMaintainer(cache: Cache, pairs: Pairs, names: frozenset[str]) -> Pairs:
+    if cache.settings.lruMaintainer:
+        return pairs
+    return [(name, value) for name, value in pairs if name.rsplit(":", 1)[-1] not in names]
 
 
 def statLines(pairs: Pairs) -> Lines:
@@ -188,12 +202,12 @@ def generalStats(cache: Cache) -> Pairs:
         ("limit_maxbytes", cache.store.maxBytes),
         ("accepting_conns", 1),
         # Over the connection limit myproto refuses each new client
-        # (rejected_connections) rather than stop accepting, and it never
-        # yields a connection to another part way through its input.
+        # (rejected_connections) rather than stop accepting.  conn_yields
+        # counts reply windows that ran out (-R), as memcached's yields.
         ("listen_disabled_num", 0),
         ("time_in_listen_disabled_us", 0),
         ("threads", 1),
-        ("conn_yields", 0),
+        ("conn_yields", counters.connYields),
         ("hash_power_level", HASH_POWER_LEVEL),
         ("hash_bytes", HASH_BYTES),
         ("hash_is_expanding", 0),
@@ -236,7 +250,7 @@ def generalStats(cache: Cache) -> Pairs:
         ("direct_reclaims", 0),
         ("lru_bumps_dropped", 0),
     ]
-    return pairs
+    return _withoutMaintainer(cache, pairs, _MAINTAINER_STATS)
 
 
 def settingsStats(cache: Cache) -> Pairs:
@@ -263,14 +277,14 @@ def settingsStats(cache: Cache) -> Pairs:
         ("domain_socket", listening.unixPath if unix else "NULL"),
         ("umask", "%o" % (listening.unixMode if unix else settings.unixMask,)),
         ("shutdown_command", _yes(settings.enableShutdown)),
-        ("growth_factor", "%.2f" % (GROWTH_FACTOR,)),
-        ("chunk_size", CHUNK_SIZE),
+        ("growth_factor", "%.2f" % (settings.growthFactor,)),
+        ("chunk_size", settings.chunkSizeMin),
         ("num_threads", 1),
         # memcached gives each UDP port all its worker threads.
         ("num_threads_per_udp", 1),
-        ("stat_key_prefix", ":"),
+        ("stat_key_prefix", chr(cache.prefixStats.delimiter)),
         ("detail_enabled", _yes(cache.prefixStats.enabled)),
-        ("reqs_per_event", REQUESTS_PER_EVENT),
+        ("reqs_per_event", settings.maxRequestsPerEvent),
         ("cas_enabled", _yes(settings.useCas)),
         ("tcp_backlog", listening.backlog if tcp else settings.listenBacklog),
         ("binding_protocol", _BINDING_PROTOCOLS[settings.protocol]),
@@ -293,7 +307,11 @@ def settingsStats(cache: Cache) -> Pairs:
         ("flush_enabled", _yes(settings.flushEnabled)),
         ("dump_enabled", _yes(settings.dumpEnabled)),
     ]
-    pairs += _HASH_AND_LRU_SETTINGS
+    maintainer = _yes(settings.lruMaintainer)
+    pairs += [
+        (name, maintainer if name in ("lru_maintainer_thread", "lru_segmented") else value)
+        for name, value in _HASH_AND_LRU_SETTINGS
+    ]
     pairs.append(("idle_timeout", int(settings.idleTimeout)))
     pairs += _BUFFER_SETTINGS
     pairs += [
@@ -386,6 +404,7 @@ def itemStats(cache: Cache) -> Pairs:
         ("hits_to_temp", 0),
     ]
     prefix = "items:%d:" % (ITEM_CLASS,)
+    values = _withoutMaintainer(cache, values, _MAINTAINER_ITEM_STATS)
     return [(prefix + name, value) for name, value in values]
 
 
@@ -404,7 +423,7 @@ def slabStats(cache: Cache) -> Pairs:
     counters = cache.stats
     pairs: Pairs = []
     if count:
-        chunkSize = SLAB_SIZES[ITEM_CLASS - 1]
+        chunkSize = cache.slabSizes[ITEM_CLASS - 1]
         perPage = SLAB_PAGE_SIZE // chunkSize
         pages = -(-count // perPage)
         values: Pairs = [

@@ -11,7 +11,9 @@ them), and C{gid} numbers every event logged while anyone watches.
 
 Fetches are reported where memcached reports them: at every lookup, which
 includes the one a storage command makes before it stores; mutations when a
-storage command (or C{ms}) has its outcome; evictions when the store evicts.
+storage command (or C{ms}) has its outcome; evictions when the store evicts;
+connevents when a client connects and when its connection closes, with
+memcached's reason (C{normal}, C{error}, C{idle_timeout}, C{shutdown}).
 No one watching costs one attribute check per lookup and per stored item
 (L{myproto.store.MemoryStore.observer}, L{myproto.cache.Cache.watching}).
 
@@ -158,27 +160,6 @@ class Watchers:
             if watcher.events & event:
                 watcher.deliver(line)
 
-    def connectionEvent(
-        self, opened: bool, host: str, port: int, transport: str, reason: str, number: int
-    ) -> None:
-        """
-        A client connection opened or closed (memcached's C{conn_new} and
-        C{conn_close} lines, for C{watch connevents}).
-
-        @param transport: C{tcp}, C{udp} or C{local}.
-        @param reason: why it closed: C{normal}, C{error}, C{idle_timeout}
-            or C{shutdown}.
-        @param number: its file descriptor.
-        """
-        if not self._mask & CONNEVENTS:
-            return
-        address = b"rip=%s rport=%d transport=%s" % (host.encode("ascii"), port, transport.encode("ascii"))
-        if opened:
-            body = b"type=conn_new %s cfd=%d" % (address, number)
-        else:
-            body = b"type=conn_close %s reason=%s cfd=%d" % (address, reason.encode("ascii"), number)
-        self._emit(CONNEVENTS, body)
-
     def _clientNumber(self) -> int:
         connection = self._cache.currentConnection
         return -1 if connection is None else connection.connectionNumber()
@@ -218,6 +199,24 @@ class Watchers:
                 len(item.value),
             ),
         )
+
+    def connectionOpened(self, address: str, port: int, transport: str, number: int) -> None:
+        if self._mask & CONNEVENTS:
+            self._emit(
+                CONNEVENTS,
+                b"type=conn_new rip=%s rport=%d transport=%s cfd=%d"
+                % (address.encode("ascii"), port, transport.encode("ascii"), number),
+            )
+
+    def connectionClosed(
+        self, address: str, port: int, transport: str, number: int, reason: str
+    ) -> None:
+        if self._mask & CONNEVENTS:
+            self._emit(
+                CONNEVENTS,
+                b"type=conn_close rip=%s rport=%d transport=%s reason=%s cfd=%d"
+                % (address.encode("ascii"), port, transport.encode("ascii"), reason.encode("ascii"), number),
+            )
 
     def itemStored(self, key: bytes, outcome: Outcome, mode: bytes, ttl: int, size: int) -> None:
         if not self._mask & MUTATIONS:
