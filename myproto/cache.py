@@ -254,7 +254,7 @@ class Cache:
         self.watchers: WatchHub | None = None
         self.watching: ItemEvents | None = None
         self.crawler = CrawlerState()
-        self.tuning = Tuning()
+        self.tuning = Tuning(lruSegmented=settings.lruMaintainer)
         self.crawler.enabled = settings.lruCrawler
         self.crawler.sleep = settings.crawlerSleep
         self.crawler.tocrawl = settings.crawlerToCrawl

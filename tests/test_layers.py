@@ -64,6 +64,7 @@ ORDER = [
     "myproto.figures",
     "myproto.dashboard",
     "myproto.endpoints",
+    "myproto.optionvalues",
     "myproto.options",
     "myproto.service",
     # Entry points.

@@ -309,7 +309,7 @@ def settingsStats(cache: Cache) -> Pairs:
     ]
     maintainer = _yes(settings.lruMaintainer)
     pairs += [
-        (name, maintainer if name in ("lru_maintainer_thread", "lru_segmented") else value)
+        (name, maintainer if name == "lru_maintainer_thread" else value)
         for name, value in _HASH_AND_LRU_SETTINGS
     ]
     pairs.append(("idle_timeout", int(settings.idleTimeout)))
