@@ -26,18 +26,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-VALUE = b"x" * 100
 
-
-def serve(port: int) -> None:
+def serve(port: int, valueSize: int = 100) -> None:
     """
-    Run the floor server on 127.0.0.1:C{port} until stopped.
+    Run the floor server on 127.0.0.1:C{port} until stopped, answering every
+    key of a C{get} with a value of C{valueSize} bytes.
     """
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
     from twisted.internet.protocol import Factory, Protocol
 
     counts = {"cmd_get": 0, "cmd_set": 0}
+    value = b"x" * valueSize
+    valueLine = b" 0 %d\r\n" % (valueSize,)
+    # Large replies leave as a list of buffers (sendmsg), so the value is
+    # never copied into a joined reply: the least a server can do for them.
+    gather = valueSize > 4096
 
     class Floor(Protocol):
         def connectionMade(self) -> None:
@@ -47,7 +51,7 @@ def serve(port: int) -> None:
             self.skip = 0
 
         def dataReceived(self, data: bytes) -> None:
-            data = self.buffer + data
+            data = self.buffer + data if self.buffer else data
             replies = []
             position = 0
             while True:
@@ -63,8 +67,10 @@ def serve(port: int) -> None:
                 line = data[position:newline]
                 position = newline + 1
                 if line.startswith(b"get "):
-                    counts["cmd_get"] += 1
-                    replies.append(b"VALUE %s 0 100\r\n%s\r\nEND\r\n" % (line[4:].strip(), VALUE))
+                    for key in line[4:].split():
+                        counts["cmd_get"] += 1
+                        replies += (b"VALUE ", key, valueLine, value, b"\r\n")
+                    replies.append(b"END\r\n")
                 elif line.startswith(b"set "):
                     counts["cmd_set"] += 1
                     self.skip = int(line.split()[4]) + 2
@@ -75,11 +81,18 @@ def serve(port: int) -> None:
                         + b"STAT curr_connections 0\r\nEND\r\n"
                     )
             self.buffer = data[position:]
-            if replies:
-                reply = b"".join(replies)
-                sent = self.socket.send(reply)
-                if sent < len(reply):
-                    self.transport.write(reply[sent:])
+            if not replies:
+                return
+            if gather:
+                sent = self.socket.sendmsg(replies)
+                total = sum(map(len, replies))
+                if sent < total:
+                    self.transport.write(b"".join(replies)[sent:])
+                return
+            reply = b"".join(replies)
+            sent = self.socket.send(reply)
+            if sent < len(reply):
+                self.transport.write(reply[sent:])
 
     serverFromString(reactor, "tcp:{}:interface=127.0.0.1:backlog=1024".format(port)).listen(
         Factory.forProtocol(Floor)
@@ -93,9 +106,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds of load per run")
     parser.add_argument("--python", default=sys.executable, help="interpreter for myproto and the floor server")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--value-size", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.value_size)
         return
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -28,6 +28,7 @@ from myproto.cache import Cache
 from myproto.commands.dispatch import ADMITTERS, COMPLETERS, HANDLERS, badDataBlock
 from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
 from myproto.commands import binary as binaryCommands
+from myproto.commands.retrieval import getOne
 from myproto.wire import binary, classic
 from myproto.wire.text import parseRequest
 
@@ -219,7 +220,20 @@ class ServerConnection:
                 self._cache.stats.bytesRead += len(data)
                 self._buffer += data
             return NEED_DATA
-        self._cache.stats.bytesRead += len(data)
+        cache = self._cache
+        if data[:4] == b"get " and data[-2:] == CRLF and self.state is COMMAND and not self._buffer:
+            # A read is most often one get of one key: answered here as the
+            # loop below would answer it, in fewer steps.
+            key = data[4:-2]
+            if key and len(key) <= classic.KEY_MAX_LENGTH and b" " not in key and 0 not in key \
+                    and 10 not in key and self.authenticated and cache.timings is None:
+                cache.stats.bytesRead += len(data)
+                cache.replyWindow += 1
+                self.commandLines += 1
+                getOne(cache, key, replies)
+                self._windowRoom = FIRST_REPLY_WINDOW - 1
+                return IDLE
+        cache.stats.bytesRead += len(data)
         if self._continuing:
             self._continuing = False
         else:
@@ -233,6 +247,9 @@ class ServerConnection:
         position = 0
         length = len(buffer)
         signal = NEED_DATA
+        # Whether a one-key get may take the short way (see getOne): not
+        # before authentication, nor while commands are timed.
+        quick = self.authenticated and self._cache.timings is None
         try:
             while position < length:
                 if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
@@ -248,14 +265,23 @@ class ServerConnection:
                         end -= 1
                     line = buffer[position:end]
                     position = newline + 1
+                    if quick and line[:4] == b"get ":
+                        key = line[4:]
+                        # What the parser would read as one key of a
+                        # length memcached takes; anything else goes the
+                        # long way, to the same replies.
+                        if key and len(key) <= classic.KEY_MAX_LENGTH and b" " not in key and 0 not in key:
+                            self.commandLines += 1
+                            getOne(self._cache, key, replies)
+                            self._windowRoom -= 1
+                            if not self._windowRoom:
+                                self._nextReplyWindow()
+                            continue
                     if len(line) > classic.READ_BUFFER_SIZE and not _isRetrieval(line):
                         # memcached could never hold this line whole.
                         return CLOSE
                     self.commandLines += 1
-                    if self.authenticated:
-                        signal = self._carryOutLine(line, replies)
-                    else:
-                        signal = self._carryOutAuthenticationLine(line, replies)
+                    signal = self._carryOutLine(line, replies)
                     if signal is not NEED_DATA:
                         break
                     if self.state is COMMAND:
@@ -266,7 +292,9 @@ class ServerConnection:
                     need = self._remaining
                     available = length - position
                     if available < need:
-                        chunk = buffer[position:] if position else buffer
+                        # Kept as a view: a large value is copied only once,
+                        # when its last part arrives.
+                        chunk = memoryview(buffer)[position:] if position else buffer
                         if self._chunks:
                             self._chunks.append(chunk)  # type: ignore[union-attr]
                         else:
@@ -274,19 +302,9 @@ class ServerConnection:
                         self._remaining -= available
                         position = length
                         break
-                    if self._chunks and need < 2:
-                        # The block's CRLF straddles two reads.
-                        self._chunks.append(buffer[position : position + need])  # type: ignore[union-attr]
-                        block = b"".join(self._chunks)
+                    if self._chunks:
+                        value, intact = _endOfBlock(self._chunks, buffer, position, need)  # type: ignore[arg-type]
                         self._chunks = ()
-                        value = block[:-2]
-                        intact = block.endswith(CRLF)
-                    elif self._chunks:
-                        # Joined without the CRLF: a large value is copied once.
-                        self._chunks.append(buffer[position : position + need - 2])  # type: ignore[union-attr]
-                        value = b"".join(self._chunks)
-                        self._chunks = ()
-                        intact = buffer.startswith(CRLF, position + need - 2)
                     else:
                         value = buffer[position : position + need - 2]
                         intact = buffer.startswith(CRLF, position + need - 2)
@@ -364,7 +382,9 @@ class ServerConnection:
         request = None
         cache = self._cache
         try:
-            request = parseRequest(line)
+            # Until a client authenticates (-Y), each line must be the set
+            # that carries its credentials.
+            request = parseRequest(line) if self.authenticated else classic.parseAuthentication(line)
             handler = HANDLERS.get(type(request))
             if handler is not None:
                 timings = cache.timings
@@ -389,7 +409,8 @@ class ServerConnection:
             if isinstance(request, classic.QuitRequest):
                 return CLOSE
             if isinstance(request, classic.ShutdownRequest):
-                return self._shutdown(request, replies)
+                signal, self.shutdownGraceful = _shutdown(self._cache, request, replies)
+                return signal
             raise AssertionError("no handler for %r" % (request,))
         except CloseConnection:
             return CLOSE
@@ -406,19 +427,6 @@ class ServerConnection:
         except Exception:
             self._observer.internalError("handling a command")
             replies.append(INTERNAL_ERROR)
-        return NEED_DATA
-
-    def _carryOutAuthenticationLine(self, line: bytes, replies: list[bytes]) -> Signal:
-        try:
-            request = classic.parseAuthentication(line)
-        except CloseConnection:
-            return CLOSE
-        except ProtocolError as error:
-            replies.append(error.wire())
-            return NEED_DATA
-        self._remaining = request.size + 2
-        self._pending = request
-        self.state = DATA
         return NEED_DATA
 
     def _carryOutDataBlock(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
@@ -449,15 +457,37 @@ class ServerConnection:
         if not request.noreply:
             replies.extend(lines)
 
-    def _shutdown(self, request: classic.ShutdownRequest, replies: list[bytes]) -> Signal:
-        if not self._cache.settings.enableShutdown:
-            replies.append(classic.SHUTDOWN_NOT_ENABLED)
-            return NEED_DATA
-        if request.mode is None or request.mode == b"graceful":
-            self.shutdownGraceful = request.mode is not None
-            return SHUTDOWN
-        replies.append(ClientError(classic.BAD_SHUTDOWN_MODE).wire())
-        return NEED_DATA
+def _shutdown(cache: Cache, request: classic.ShutdownRequest, replies: list[bytes]) -> tuple[Signal, bool]:
+    """
+    C{shutdown}, when C{-A} allows it.
+
+    @return: what the connection must do, and whether the client asked for
+        C{shutdown graceful}.
+    """
+    if not cache.settings.enableShutdown:
+        replies.append(classic.SHUTDOWN_NOT_ENABLED)
+        return NEED_DATA, False
+    if request.mode is None or request.mode == b"graceful":
+        return SHUTDOWN, request.mode is not None
+    replies.append(ClientError(classic.BAD_SHUTDOWN_MODE).wire())
+    return NEED_DATA, False
+
+
+def _endOfBlock(chunks: list[bytes], buffer: bytes, position: int, need: int) -> tuple[bytes, bool]:
+    """
+    A data block begun in earlier reads (C{chunks}) that ends C{need} bytes
+    into C{buffer} from C{position}.
+
+    @return: its value, copied once, and whether its CRLF is intact.
+    """
+    if need < 2:
+        # The block's CRLF straddles two reads.
+        chunks.append(buffer[position : position + need])
+        block = b"".join(chunks)
+        return block[:-2], block.endswith(CRLF)
+    # Joined without the CRLF: a large value is copied once.
+    chunks.append(buffer[position : position + need - 2])
+    return b"".join(chunks), buffer.startswith(CRLF, position + need - 2)
 
 
 def _isRetrieval(line: bytes) -> bool:

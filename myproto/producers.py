@@ -63,7 +63,7 @@ class Outbox:
         small, else a chunk at a time.
         """
         # Three lines hold at most one value, which goes whole in any case.
-        if self._lines or (len(lines) > 3 and sum(map(len, lines)) > OUTPUT_CHUNK):
+        if len(lines) > 3 and sum(map(len, lines)) > OUTPUT_CHUNK or self._lines:
             if self._lines is None:
                 self._lines = deque()
             self._lines.extend(lines)

@@ -18,6 +18,7 @@ from myproto.wire import classic, meta
 ADMITTERS: dict[type, Callable[[Any, Cache], Lines]] = {
     classic.StorageRequest: storage.admitStorage,
     meta.MetaSetRequest: storage.admitMetaSet,
+    classic.AuthenticationRequest: storage.admitAuthentication,
 }
 
 COMPLETERS: dict[type, Callable[[Any, bytes, Cache], Lines]] = {

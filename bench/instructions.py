@@ -1,0 +1,192 @@
+"""
+Instructions per request: a server under C{valgrind --tool=callgrind},
+counted only while a fixed memcaslap load runs against it.
+
+    python bench/instructions.py [--server myproto|floor] [--workload a|b|c|g] [--ops N]
+
+CPU time per request moves with whatever else runs on the machine;
+instruction counts do not, so they are what to compare when choosing
+between two versions of the request path (then confirm the choice with
+CPU-time medians from C{run.py} or C{floor.py}).  The server starts with
+instrumentation off, gets a short unmeasured warm-up of the same load, and
+is counted from just before the measured run to just after it; the count
+is divided by the operations the server's own C{stats} counted (keys, for
+the multi-get workload).  Under callgrind the server runs some fifty times
+slower, so each read holds more of the pipelined requests than under a
+real load: the figure is for comparing versions, not for a CPU budget.
+Workload C{g} is (g)'s TLS shape with one request in flight, from
+C{loadgen.py}.  C{--callgrind-out} keeps the profile for
+C{callgrind_annotate}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from servers import Myproto, Server, TLSFiles, findProgram, makeCertificate  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+
+# name: (value size, set share, memcaslap arguments, floor server arguments)
+WORKLOADS = {
+    "a": (100, 0.1, ["--concurrency=16"]),
+    "b": (100, 0.01, ["--concurrency=16", "--division=10"]),
+    "c": (65536, 0.1, ["--concurrency=16"]),
+}
+
+
+def underCallgrind(argv: list[str], output: Path) -> list[str]:
+    return [
+        findProgram("valgrind"),
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--callgrind-out-file={}".format(output),
+    ] + argv
+
+
+class Counted(Server):
+    """
+    A server started under callgrind, instrumentation off.
+    """
+
+    def __init__(self, inner: Server, output: Path) -> None:
+        self.inner = inner
+        self.output = output
+        self.name = inner.name
+        super().__init__(inner.workdir, None, inner.tls)
+        self.port = inner.port
+        self.tlsPort = inner.tlsPort
+
+    def command(self) -> list[str]:
+        return underCallgrind(self.inner.command(), self.output)
+
+    def environment(self) -> dict[str, str]:
+        return self.inner.environment()
+
+    def instrument(self, on: bool) -> None:
+        subprocess.run(
+            [findProgram("callgrind_control"), "--instr={}".format("on" if on else "off"), str(self.pid)],
+            check=True,
+            capture_output=True,
+        )
+
+    def instructions(self) -> int:
+        """
+        Dump the profile and return its instruction total.
+        """
+        subprocess.run([findProgram("callgrind_control"), "--dump", str(self.pid)], check=True, capture_output=True)
+        total = 0
+        deadline = time.monotonic() + 60
+        while not total and time.monotonic() < deadline:
+            for path in self.output.parent.glob(self.output.name + "*"):
+                text = path.read_text(errors="replace")
+                for match in re.finditer(r"^(?:summary|totals): (\d+)", text, re.M):
+                    total = max(total, int(match.group(1)))
+            time.sleep(0.2)
+        return total
+
+
+def floorServer(workdir: Path, python: str, valueSize: int) -> Server:
+    class Floor(Server):
+        name = "floor"
+
+        def command(self) -> list[str]:
+            return [python, str(BENCH / "floor.py"), "--serve", str(self.port), "--value-size", str(valueSize)]
+
+    return Floor(workdir, None)
+
+
+def memaslap(server: Server, config: Path, valueSize: int, extra: list[str], ops: int | None, seconds: int) -> None:
+    argv = [
+        findProgram("memcaslap", "memaslap"),
+        "--servers=127.0.0.1:{}".format(server.port),
+        "--threads=1",
+        "--cfg_cmd={}".format(config),
+        "--fixed_size={}".format(valueSize),
+    ] + extra
+    argv.append("--execute_number={}".format(ops) if ops else "--time={}s".format(seconds))
+    subprocess.run(argv, check=True, capture_output=True, timeout=3600)
+
+
+def tlsMix(server: Server, seconds: int) -> None:
+    assert server.tlsPort is not None
+    mixer = subprocess.Popen(
+        [sys.executable, str(BENCH / "loadgen.py"), "mix", "--tls", "--port", str(server.tlsPort),
+         "--duration", str(seconds), "--connections", "16", "--depth", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert mixer.stdin is not None and mixer.stdout is not None
+    if mixer.stdout.readline().strip() != "ready":
+        raise SystemExit("bench: loadgen did not start")
+    mixer.stdin.write("go\n")
+    mixer.stdin.flush()
+    mixer.stdout.readline()
+    mixer.wait(3600)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", choices=["myproto", "floor"], default="myproto")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS) + ["g"], default="a")
+    parser.add_argument("--ops", type=int, default=20000, help="operations measured (memcaslap workloads)")
+    parser.add_argument("--seconds", type=int, default=20, help="seconds measured (TLS)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the server")
+    parser.add_argument("--callgrind-out", type=Path, help="keep the profile here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="myproto-instructions-") as temp:
+        workdir = Path(temp)
+        output = (args.callgrind_out or workdir / "callgrind.out").resolve()
+        tls: TLSFiles | None = None
+        if args.workload == "g":
+            if args.server != "myproto":
+                parser.error("the TLS workload runs against myproto only")
+            tls = makeCertificate(workdir)
+        valueSize, setShare, extra = WORKLOADS.get(args.workload, WORKLOADS["a"])
+        inner: Server
+        if args.server == "myproto":
+            inner = Myproto(workdir, None, tls, python=args.python)
+        else:
+            inner = floorServer(workdir, args.python, valueSize)
+        server = Counted(inner, output)
+        config = workdir / "load.cnf"
+        config.write_text(
+            "key\n16 16 1\nvalue\n{size} {size} 1\ncmd\n0 {set:.3f}\n1 {get:.3f}\n".format(
+                size=valueSize, set=setShare, get=1 - setShare
+            )
+        )
+        server.start()
+        try:
+            if tls is not None:
+                tlsMix(server, 3)
+            else:
+                memaslap(server, config, valueSize, extra, args.ops // 4, 0)
+            server.instrument(True)
+            before = server.sample()
+            if tls is not None:
+                tlsMix(server, args.seconds)
+            else:
+                memaslap(server, config, valueSize, extra, args.ops, 0)
+            after = server.sample()
+            server.instrument(False)
+            total = server.instructions()
+        finally:
+            server.stop()
+    ops = after.ops - before.ops
+    print(
+        "{} ({}): {:,} instructions over {:,} operations: {:,.0f} per operation".format(
+            args.server, args.workload, total, ops, total / ops
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
