@@ -69,13 +69,19 @@ class Outbox:
         which then reaches the transport without being copied into a joined
         reply; else a chunk at a time.
         """
-        # Two lines hold no value; the sum is only taken when one may.
-        if not self._lines and (len(lines) < 3 or sum(map(len, lines)) < GATHER_SIZE):
-            lines.append(b"")
-            payload = self.separator.join(lines)
-            self._stats.bytesWritten += len(payload)
-            self._transport.write(payload)
+        # A value is never alone, so fewer than three lines hold none worth
+        # gathering; three are one reply, its value second.
+        if self._lines or len(lines) > 2 and (
+            len(lines[1]) >= GATHER_SIZE or len(lines) > 3 and sum(map(len, lines)) >= GATHER_SIZE
+        ):
+            self._sendLarge(lines)
             return
+        lines.append(b"")
+        payload = self.separator.join(lines)
+        self._stats.bytesWritten += len(payload)
+        self._transport.write(payload)
+
+    def _sendLarge(self, lines: list[bytes]) -> None:
         # Three lines hold at most one value, which goes whole in any case.
         if not self._lines and (len(lines) <= 3 or sum(map(len, lines)) <= OUTPUT_CHUNK):
             self._writeLines(lines)

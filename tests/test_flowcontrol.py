@@ -478,6 +478,9 @@ class WriteThroughTests(SynchronousTestCase):
         wrapper.makeConnection(StringTransport())
         wrapper.wrappedProtocol.dataReceived(b"version\r\n")
         self.assertEqual(clock.getDelayedCalls(), [])
+        # And it reads and writes records only while OpenSSL holds some.
+        self.assertIn("_flushReceiveBIO", vars(wrapper))
+        self.assertIn("_flushSendBIO", vars(wrapper))
 
 
 class AcceptInTurnsTests(SynchronousTestCase):
