@@ -2,7 +2,7 @@
 Instructions per request: a server under C{valgrind --tool=callgrind},
 counted only while a fixed memcaslap load runs against it.
 
-    python bench/instructions.py [--server myproto|floor] [--workload a|b|c|g] [--ops N]
+    python bench/instructions.py [--server myproto|floor|floor-tuned] [--workload a|b|c|g] [--ops N]
 
 CPU time per request moves with whatever else runs on the machine;
 instruction counts do not, so they are what to compare when choosing
@@ -31,7 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import servers  # noqa: E402
 from servers import Myproto, Server, TLSFiles, findProgram, makeCertificate  # noqa: E402
+
+# Python starts slowly under valgrind, the more so on a busy machine.
+servers.START_TIMEOUT = 600.0
 
 BENCH = Path(__file__).resolve().parent
 
@@ -94,12 +98,16 @@ class Counted(Server):
         return total
 
 
-def floorServer(workdir: Path, python: str, valueSize: int) -> Server:
+def floorServer(workdir: Path, python: str, valueSize: int, tuned: bool) -> Server:
     class Floor(Server):
         name = "floor"
 
         def command(self) -> list[str]:
-            return [python, str(BENCH / "floor.py"), "--serve", str(self.port), "--value-size", str(valueSize)]
+            argv = [python, str(BENCH / "floor.py"), "--serve", str(self.port), "--value-size", str(valueSize)]
+            return argv + (["--tuned"] if tuned else [])
+
+        def environment(self) -> dict[str, str]:
+            return Myproto.environment(self)  # type: ignore[arg-type]
 
     return Floor(workdir, None)
 
@@ -134,7 +142,7 @@ def tlsMix(server: Server, seconds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=["myproto", "floor"], default="myproto")
+    parser.add_argument("--server", choices=["myproto", "floor", "floor-tuned"], default="myproto")
     parser.add_argument("--workload", choices=sorted(WORKLOADS) + ["g"], default="a")
     parser.add_argument("--ops", type=int, default=20000, help="operations measured (memcaslap workloads)")
     parser.add_argument("--seconds", type=int, default=20, help="seconds measured (TLS)")
@@ -155,7 +163,7 @@ def main() -> None:
         if args.server == "myproto":
             inner = Myproto(workdir, None, tls, python=args.python)
         else:
-            inner = floorServer(workdir, args.python, valueSize)
+            inner = floorServer(workdir, args.python, valueSize, args.server == "floor-tuned")
         server = Counted(inner, output)
         config = workdir / "load.cnf"
         config.write_text(
