@@ -11,6 +11,8 @@ had their effect.  L{metaGet} makes the same walk.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from myproto.cache import Cache, Lines
 from myproto.errors import ClientError
 from myproto.store import Item
@@ -85,7 +87,7 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
     """
     exptime = request.touchExptime
     if exptime is None and not cache.prefixStats.enabled:
-        return _getMany(cache, request.keys, request.withCas)
+        return getMany(cache, request.keys, request.withCas)
     found = retrieveItems(cache, request.keys, None if exptime is None else cache.expiry(exptime))
     lines: Lines = []
     if request.withCas:
@@ -102,7 +104,7 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
     return lines
 
 
-def _getMany(cache: Cache, keys: tuple[bytes, ...], withCas: bool) -> Lines:
+def getMany(cache: Cache, keys: Sequence[bytes], withCas: bool) -> Lines:
     """
     C{get}/C{gets} of any number of keys, as L{retrieveItems} and
     L{retrieve} would answer them, with the work per key kept to the
