@@ -47,11 +47,12 @@ WORKLOADS = {
 }
 
 
-def underCallgrind(argv: list[str], output: Path) -> list[str]:
+def underCallgrind(argv: list[str], output: Path, cacheSim: bool = False) -> list[str]:
     return [
         findProgram("valgrind"),
         "--tool=callgrind",
         "--instr-atstart=no",
+        "--cache-sim={}".format("yes" if cacheSim else "no"),
         "--callgrind-out-file={}".format(output),
     ] + argv
 
@@ -61,16 +62,17 @@ class Counted(Server):
     A server started under callgrind, instrumentation off.
     """
 
-    def __init__(self, inner: Server, output: Path) -> None:
+    def __init__(self, inner: Server, output: Path, cacheSim: bool = False) -> None:
         self.inner = inner
         self.output = output
+        self.cacheSim = cacheSim
         self.name = inner.name
         super().__init__(inner.workdir, None, inner.tls)
         self.port = inner.port
         self.tlsPort = inner.tlsPort
 
     def command(self) -> list[str]:
-        return underCallgrind(self.inner.command(), self.output)
+        return underCallgrind(self.inner.command(), self.output, self.cacheSim)
 
     def environment(self) -> dict[str, str]:
         return self.inner.environment()
@@ -82,20 +84,28 @@ class Counted(Server):
             capture_output=True,
         )
 
-    def instructions(self) -> int:
+    def instructions(self) -> dict[str, int]:
         """
-        Dump the profile and return its instruction total.
+        Dump the profile and return its totals, by event (C{Ir}: instructions;
+        with the cache simulation, C{DLmr} and C{DLmw}: data reads and writes
+        that missed the last-level cache).
         """
         subprocess.run([findProgram("callgrind_control"), "--dump", str(self.pid)], check=True, capture_output=True)
-        total = 0
+        totals: dict[str, int] = {}
         deadline = time.monotonic() + 60
-        while not total and time.monotonic() < deadline:
+        while not totals.get("Ir") and time.monotonic() < deadline:
             for path in self.output.parent.glob(self.output.name + "*"):
                 text = path.read_text(errors="replace")
-                for match in re.finditer(r"^(?:summary|totals): (\d+)", text, re.M):
-                    total = max(total, int(match.group(1)))
+                events = re.search(r"^events: (.*)$", text, re.M)
+                if events is None:
+                    continue
+                names = events.group(1).split()
+                for match in re.finditer(r"^(?:summary|totals): (.*)$", text, re.M):
+                    values = [int(value) for value in match.group(1).split()]
+                    if values and values[0] > totals.get("Ir", 0):
+                        totals = dict(zip(names, values))
             time.sleep(0.2)
-        return total
+        return totals
 
 
 def floorServer(workdir: Path, python: str, valueSize: int, tuned: bool) -> Server:
@@ -148,6 +158,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="seconds measured (TLS)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the server")
     parser.add_argument("--callgrind-out", type=Path, help="keep the profile here")
+    parser.add_argument("--cache-sim", action="store_true", help="count last-level cache misses too")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="myproto-instructions-") as temp:
@@ -164,7 +175,7 @@ def main() -> None:
             inner = Myproto(workdir, None, tls, python=args.python)
         else:
             inner = floorServer(workdir, args.python, valueSize, args.server == "floor-tuned")
-        server = Counted(inner, output)
+        server = Counted(inner, output, args.cache_sim)
         config = workdir / "load.cnf"
         config.write_text(
             "key\n16 16 1\nvalue\n{size} {size} 1\ncmd\n0 {set:.3f}\n1 {get:.3f}\n".format(
@@ -185,15 +196,19 @@ def main() -> None:
                 memaslap(server, config, valueSize, extra, args.ops, 0)
             after = server.sample()
             server.instrument(False)
-            total = server.instructions()
+            totals = server.instructions()
         finally:
             server.stop()
     ops = after.ops - before.ops
-    print(
-        "{} ({}): {:,} instructions over {:,} operations: {:,.0f} per operation".format(
-            args.server, args.workload, total, ops, total / ops
-        )
+    total = totals.get("Ir", 0)
+    line = "{} ({}): {:,} instructions over {:,} operations: {:,.0f} per operation".format(
+        args.server, args.workload, total, ops, total / ops
     )
+    if "DLmr" in totals:
+        line += "; last-level cache misses per operation: {:.1f} reads, {:.1f} writes".format(
+            totals["DLmr"] / ops, totals.get("DLmw", 0) / ops
+        )
+    print(line)
 
 
 if __name__ == "__main__":

@@ -250,11 +250,17 @@ class ServerConnection:
         # Whether a one-key get may take the short way (see getOne): not
         # before authentication, nor while commands are timed.
         quick = self.authenticated and self._cache.timings is None
+        counted = replySize = 0
         try:
             while position < length:
-                if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
-                    signal = REPLY_BATCH
-                    break
+                if len(replies) > 64:
+                    # Summed as they come, not all again for each command.
+                    while counted < len(replies):
+                        replySize += len(replies[counted])
+                        counted += 1
+                    if replySize > REPLY_BATCH_LIMIT:
+                        signal = REPLY_BATCH
+                        break
                 state = self.state
                 if state is COMMAND:
                     newline = buffer.find(b"\n", position)
