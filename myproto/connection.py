@@ -474,7 +474,7 @@ def _quickGet(cache: Cache, keys: bytes, replies: list[bytes]) -> bool:
         getOne(cache, keys, replies)
         return True
     split = keys.split(b" ")
-    if b"" in split:
+    if b"" in split or cache.prefixStats.enabled:
         return False
     try:
         replies += getMany(cache, split, False)

@@ -107,8 +107,9 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
 def getMany(cache: Cache, keys: Sequence[bytes], withCas: bool) -> Lines:
     """
     C{get}/C{gets} of any number of keys, as L{retrieveItems} and
-    L{retrieve} would answer them, with the work per key kept to the
-    lookup and its reply lines: the counters are added up once.
+    L{retrieve} would answer them while C{stats detail} is off, with the
+    work per key kept to the lookup and its reply lines: the counters are
+    added up once.
     """
     lookup = cache.store.get
     lines: Lines = []
