@@ -29,6 +29,7 @@ from myproto.commands.dispatch import ADMITTERS, COMPLETERS, HANDLERS, badDataBl
 from myproto.errors import ClientError, CloseConnection, HandOver, ProtocolError, Stream
 from myproto.commands import binary as binaryCommands
 from myproto.commands import sasl
+from myproto.commands.retrieval import getMany, getOne
 from myproto.wire import binary, classic
 from myproto.wire.text import parseRequest
 
@@ -220,7 +221,20 @@ class ServerConnection:
                 self._cache.stats.bytesRead += len(data)
                 self._buffer += data
             return NEED_DATA
-        self._cache.stats.bytesRead += len(data)
+        cache = self._cache
+        if data[:4] == b"get " and data[-2:] == CRLF and self.state is COMMAND and not self._buffer:
+            # A read is most often one get of one key: answered here as the
+            # loop below would answer it, in fewer steps.
+            key = data[4:-2]
+            if key and len(key) <= classic.KEY_MAX_LENGTH and b" " not in key and 0 not in key \
+                    and 10 not in key and self.authenticated and cache.timings is None:
+                cache.stats.bytesRead += len(data)
+                cache.replyWindow += 1
+                self.commandLines += 1
+                getOne(cache, key, replies)
+                self._windowRoom = cache.settings.maxRequestsPerEvent
+                return IDLE
+        cache.stats.bytesRead += len(data)
         if self._continuing:
             self._continuing = False
         else:
@@ -234,11 +248,20 @@ class ServerConnection:
         position = 0
         length = len(buffer)
         signal = NEED_DATA
+        # Whether a one-key get may take the short way (see getOne): not
+        # before authentication, nor while commands are timed.
+        quick = self.authenticated and self._cache.timings is None
+        counted = replySize = 0
         try:
             while position < length:
-                if len(replies) > 64 and sum(map(len, replies)) > REPLY_BATCH_LIMIT:
-                    signal = REPLY_BATCH
-                    break
+                if len(replies) > 64:
+                    # Summed as they come, not all again for each command.
+                    while counted < len(replies):
+                        replySize += len(replies[counted])
+                        counted += 1
+                    if replySize > REPLY_BATCH_LIMIT:
+                        signal = REPLY_BATCH
+                        break
                 state = self.state
                 if state is COMMAND:
                     newline = buffer.find(b"\n", position)
@@ -249,14 +272,18 @@ class ServerConnection:
                         end -= 1
                     line = buffer[position:end]
                     position = newline + 1
+                    if quick and line[:4] == b"get " and _quickGet(self._cache, line[4:], replies):
+                        # Answered as the parser and retrieve would have.
+                        self.commandLines += 1
+                        self._windowRoom -= 1
+                        if not self._windowRoom:
+                            self._nextReplyWindow()
+                        continue
                     if len(line) > classic.READ_BUFFER_SIZE and not _isRetrieval(line):
                         # memcached could never hold this line whole.
                         return CLOSE
                     self.commandLines += 1
-                    if self.authenticated:
-                        signal = self._carryOutLine(line, replies)
-                    else:
-                        signal = self._carryOutAuthenticationLine(line, replies)
+                    signal = self._carryOutLine(line, replies)
                     if signal is not NEED_DATA:
                         break
                     if self.state is COMMAND:
@@ -267,7 +294,9 @@ class ServerConnection:
                     need = self._remaining
                     available = length - position
                     if available < need:
-                        chunk = buffer[position:] if position else buffer
+                        # Kept as a view: a large value is copied only once,
+                        # when its last part arrives.
+                        chunk = memoryview(buffer)[position:] if position else buffer
                         if self._chunks:
                             self._chunks.append(chunk)  # type: ignore[union-attr]
                         else:
@@ -275,19 +304,9 @@ class ServerConnection:
                         self._remaining -= available
                         position = length
                         break
-                    if self._chunks and need < 2:
-                        # The block's CRLF straddles two reads.
-                        self._chunks.append(buffer[position : position + need])  # type: ignore[union-attr]
-                        block = b"".join(self._chunks)
+                    if self._chunks:
+                        value, intact = _endOfBlock(self._chunks, buffer, position, need)  # type: ignore[arg-type]
                         self._chunks = ()
-                        value = block[:-2]
-                        intact = block.endswith(CRLF)
-                    elif self._chunks:
-                        # Joined without the CRLF: a large value is copied once.
-                        self._chunks.append(buffer[position : position + need - 2])  # type: ignore[union-attr]
-                        value = b"".join(self._chunks)
-                        self._chunks = ()
-                        intact = buffer.startswith(CRLF, position + need - 2)
                     else:
                         value = buffer[position : position + need - 2]
                         intact = buffer.startswith(CRLF, position + need - 2)
@@ -368,7 +387,9 @@ class ServerConnection:
         request = None
         cache = self._cache
         try:
-            request = parseRequest(line)
+            # Until a client authenticates (-Y), each line must be the set
+            # that carries its credentials.
+            request = parseRequest(line) if self.authenticated else classic.parseAuthentication(line)
             handler = HANDLERS.get(type(request))
             if handler is not None:
                 timings = cache.timings
@@ -393,7 +414,8 @@ class ServerConnection:
             if isinstance(request, classic.QuitRequest):
                 return QUIT
             if isinstance(request, classic.ShutdownRequest):
-                return self._shutdown(request, replies)
+                signal, self.shutdownGraceful = _shutdown(self._cache, request, replies)
+                return signal
             raise AssertionError("no handler for %r" % (request,))
         except CloseConnection:
             return CLOSE
@@ -410,19 +432,6 @@ class ServerConnection:
         except Exception:
             self._observer.internalError("handling a command")
             replies.append(INTERNAL_ERROR)
-        return NEED_DATA
-
-    def _carryOutAuthenticationLine(self, line: bytes, replies: list[bytes]) -> Signal:
-        try:
-            request = classic.parseAuthentication(line)
-        except CloseConnection:
-            return CLOSE
-        except ProtocolError as error:
-            replies.append(error.wire())
-            return NEED_DATA
-        self._remaining = request.size + 2
-        self._pending = request
-        self.state = DATA
         return NEED_DATA
 
     def _carryOutDataBlock(self, value: bytes, intact: bool, replies: list[bytes]) -> None:
@@ -453,15 +462,62 @@ class ServerConnection:
         if not request.noreply:
             replies.extend(lines)
 
-    def _shutdown(self, request: classic.ShutdownRequest, replies: list[bytes]) -> Signal:
-        if not self._cache.settings.enableShutdown:
-            replies.append(classic.SHUTDOWN_NOT_ENABLED)
-            return NEED_DATA
-        if request.mode is None or request.mode == b"graceful":
-            self.shutdownGraceful = request.mode is not None
-            return SHUTDOWN
-        replies.append(ClientError(classic.BAD_SHUTDOWN_MODE).wire())
-        return NEED_DATA
+def _quickGet(cache: Cache, keys: bytes, replies: list[bytes]) -> bool:
+    """
+    Answer a C{get} line's keys (what follows C{"get "}) without a request
+    object, when they are what the parser would split them into: no NUL,
+    single spaces.
+
+    @return: whether they were answered; if not, the line goes the long way.
+    """
+    if not keys or 0 in keys:
+        return False
+    if b" " not in keys:
+        if len(keys) > classic.KEY_MAX_LENGTH:
+            return False
+        getOne(cache, keys, replies)
+        return True
+    split = keys.split(b" ")
+    if b"" in split or cache.prefixStats.enabled:
+        return False
+    try:
+        replies += getMany(cache, split, False)
+    except ClientError as error:
+        replies.append(error.wire())
+    return True
+
+
+def _shutdown(cache: Cache, request: classic.ShutdownRequest, replies: list[bytes]) -> tuple[Signal, bool]:
+    """
+    C{shutdown}, when C{-A} allows it.
+
+    @return: what the connection must do, and whether the client asked for
+        C{shutdown graceful}.
+    """
+    if not cache.settings.enableShutdown:
+        replies.append(classic.SHUTDOWN_NOT_ENABLED)
+        return NEED_DATA, False
+    if request.mode is None or request.mode == b"graceful":
+        return SHUTDOWN, request.mode is not None
+    replies.append(ClientError(classic.BAD_SHUTDOWN_MODE).wire())
+    return NEED_DATA, False
+
+
+def _endOfBlock(chunks: list[bytes], buffer: bytes, position: int, need: int) -> tuple[bytes, bool]:
+    """
+    A data block begun in earlier reads (C{chunks}) that ends C{need} bytes
+    into C{buffer} from C{position}.
+
+    @return: its value, copied once, and whether its CRLF is intact.
+    """
+    if need < 2:
+        # The block's CRLF straddles two reads.
+        chunks.append(buffer[position : position + need])
+        block = b"".join(chunks)
+        return block[:-2], block.endswith(CRLF)
+    # Joined without the CRLF: a large value is copied once.
+    chunks.append(buffer[position : position + need - 2])
+    return b"".join(chunks), buffer.startswith(CRLF, position + need - 2)
 
 
 def _isRetrieval(line: bytes) -> bool:

@@ -23,6 +23,11 @@ from myproto.stats import ServerStats
 # the client reads; so a small request cannot make the server copy gigabytes.
 OUTPUT_CHUNK = 64 * 1024
 
+# Replies at least this large go to the transport as a list of buffers,
+# their values uncopied: on TCP one sendmsg (myproto._tuning).  Smaller ones
+# are joined, which costs less than gathering many small buffers.
+GATHER_SIZE = 16 * 1024
+
 
 class Outbox:
     """
@@ -59,21 +64,32 @@ class Outbox:
 
     def send(self, lines: list[bytes]) -> None:
         """
-        Write reply lines, each followed by CRLF: in one write when they are
-        small, else a chunk at a time.
+        Write reply lines, each followed by the separator: in one write when
+        they are small; as a list of buffers when they hold a large value,
+        which then reaches the transport without being copied into a joined
+        reply; else a chunk at a time.
         """
-        # Three lines hold at most one value, which goes whole in any case.
-        if self._lines or (len(lines) > 3 and sum(map(len, lines)) > OUTPUT_CHUNK):
-            if self._lines is None:
-                self._lines = deque()
-            self._lines.extend(lines)
-            self.flush()
+        # A value is never alone, so fewer than three lines hold none worth
+        # gathering; three are one reply, its value second.
+        if self._lines or len(lines) > 2 and (
+            len(lines[1]) >= GATHER_SIZE or len(lines) > 3 and sum(map(len, lines)) >= GATHER_SIZE
+        ):
+            self._sendLarge(lines)
             return
         lines.append(b"")
         payload = self.separator.join(lines)
-        # _write, inlined: this is the write of nearly every reply.
         self._stats.bytesWritten += len(payload)
         self._transport.write(payload)
+
+    def _sendLarge(self, lines: list[bytes]) -> None:
+        # Three lines hold at most one value, which goes whole in any case.
+        if not self._lines and (len(lines) <= 3 or sum(map(len, lines)) <= OUTPUT_CHUNK):
+            self._writeLines(lines)
+            return
+        if self._lines is None:
+            self._lines = deque()
+        self._lines.extend(lines)
+        self.flush()
 
     def flush(self) -> None:
         """
@@ -88,8 +104,7 @@ class Outbox:
                 line = waiting.popleft()
                 chunk.append(line)
                 size += len(line)
-            chunk.append(b"")
-            self._write(self.separator.join(chunk))
+            self._writeLines(chunk)
 
     def discard(self) -> None:
         """
@@ -97,10 +112,22 @@ class Outbox:
         """
         self._lines = None
 
-    def _write(self, payload: bytes) -> None:
+    def _writeLines(self, lines: list[bytes]) -> None:
+        """
+        Write lines, each followed by the separator, as one sequence of
+        buffers (see L{myproto._tuning}: on TCP, one C{sendmsg}).
+        """
+        separator = self.separator
+        if separator:
+            parts = []
+            for line in lines:
+                parts.append(line)
+                parts.append(separator)
+        else:
+            parts = lines
         # Counted as memcached's bytes_written counts, before any TLS.
-        self._stats.bytesWritten += len(payload)
-        self._transport.write(payload)
+        self._stats.bytesWritten += sum(map(len, parts))
+        self._transport.writeSequence(parts)
 
 
 class StreamProducer:

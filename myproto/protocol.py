@@ -37,6 +37,7 @@ from myproto.connection import (
     QUIT,
     DATA,
     HANDOVER,
+    IDLE,
     NEED_DATA,
     REPLY_BATCH,
     SHUTDOWN,
@@ -324,8 +325,14 @@ class CacheServerProtocol(ReportedConnection, Protocol, TimeoutMixin):
         if replies:
             self._outbox.send(replies)
         if connection.commandLines != lines:
-            self.resetTimeout()
+            if self.timeOut is not None:
+                self.resetTimeout()
             self.lastCommandAt = self._clock.seconds()
+        if signal is IDLE and not self._closeWhenIdle:
+            # Every request answered, the usual end of a read.
+            if self._requestDeadline is not None:
+                self._cancelRequestDeadline()
+            return
         if signal is HANDOVER:
             assert connection.stream is not None
             self._handOver(connection.stream)

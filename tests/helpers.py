@@ -9,7 +9,7 @@ import re
 import socket
 import struct
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -262,6 +262,9 @@ class FillingTransport(StringTransport):
         full = len(self.io.getvalue()) > self.bufferSize
         if full and self.producer is not None and self.producerState != "paused":
             self.producer.pauseProducing()
+
+    def writeSequence(self, data: Sequence[bytes]) -> None:
+        self.write(b"".join(data))
 
     aborted = False
 

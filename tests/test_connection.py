@@ -277,3 +277,69 @@ class BinaryReplyBatchTests(SynchronousTestCase):
         answered = b"".join(b"".join(batch) for batch in batches)
         self.assertEqual(answered.count(value), 200)
         self.assertEqual(answered[-24 + 1], B.NOOP)
+
+
+class PassThroughTimer:
+    """
+    A L{myproto.cache.CommandTimer} that only runs the commands: while one
+    is set, every line goes the general way, through the parser.
+    """
+
+    def time(self, handler, request, cache):  # type: ignore[no-untyped-def]
+        return handler(request, cache)
+
+    def timeCompletion(self, completer, request, value, cache):  # type: ignore[no-untyped-def]
+        return completer(request, value, cache)
+
+
+class QuickGetTests(SynchronousTestCase):
+    """
+    C{get} lines answered without a request object get the replies, counters
+    and reply windows the parser's way gives them, odd lines included.
+    """
+
+    LINES = [
+        b"get a",
+        b"get a b missing a",
+        b"get  a",
+        b"get a ",
+        b"get a  b",
+        b"get a\0b",
+        b"get " + b"k" * 250,
+        b"get " + b"k" * 251,
+        b"get a " + b"k" * 251 + b" b",
+        b"get a\rb",
+        b"get",
+        b"get ",
+    ]
+
+    def answer(self, lines: list[bytes], quick: bool, detail: bool) -> tuple[bytes, tuple[int, ...]]:
+        connection, cache = connect()
+        if not quick:
+            cache.timings = PassThroughTimer()
+        cache.prefixStats.enabled = detail
+        replies, _ = feed(connection, b"set a 1 0 1\r\nx\r\nset b 2 0 2\r\nyy\r\n")
+        pieces = [line + b"\r\n" for line in lines]
+        # Each line alone (the read's shortcut), then all in one read.
+        replies, _ = feed(connection, *pieces, b"".join(pieces))
+        stats = cache.stats
+        counters = (stats.cmdGet, stats.getHits, stats.getMisses, cache.replyWindow, connection.commandLines)
+        return replies, counters
+
+    def test_sameAsParsed(self) -> None:
+        """
+        Each line, alone in a read or among others, gets the same replies
+        and leaves the same counters as through the parser.
+        """
+        for detail in (False, True):
+            self.assertEqual(self.answer(self.LINES, True, detail), self.answer(self.LINES, False, detail))
+
+    def test_prefixStatsCounted(self) -> None:
+        """
+        With C{stats detail on}, a multi-get's keys are counted by prefix.
+        """
+        connection, cache = connect()
+        cache.prefixStats.enabled = True
+        feed(connection, b"set p:a 0 0 1\r\nx\r\n", b"get p:a p:b\r\n")
+        replies, _ = feed(connection, b"stats detail dump\r\n")
+        self.assertEqual(replies, b"PREFIX p get 2 hit 1 set 1 del 0\r\nEND\r\n")

@@ -411,6 +411,52 @@ class WriteThroughTests(SynchronousTestCase):
             self.transport.doWrite()
         self.assertEqual(received, expected)
 
+    def test_largeValueIsGathered(self) -> None:
+        """
+        A reply holding a large value goes to the socket as one list of
+        buffers (the stored value itself, uncopied), with nothing queued.
+        """
+        value = bytes(range(256)) * 256
+        self.proto.dataReceived(b"set k 0 0 %d\r\n%s\r\n" % (len(value), value))
+        self.receive(len(b"STORED\r\n"))
+        sent = []
+        socket = self.transport.socket
+
+        class Recording:
+            def sendmsg(self, buffers: list[bytes]) -> int:
+                sent.append(list(buffers))
+                return socket.sendmsg(buffers)
+
+        self.transport.socket = Recording()  # type: ignore[assignment]
+        self.addCleanup(setattr, self.transport, "socket", socket)
+        self.proto.dataReceived(b"get k\r\n")
+        expected = b"VALUE k 0 %d\r\n%s\r\nEND\r\n" % (len(value), value)
+        self.assertTrue(self.receive(len(expected)) == expected)
+        self.assertEqual(len(sent), 1)
+        # The value is a buffer of its own, not copied into a joined reply.
+        self.assertIn(len(value), [len(part) for part in sent[0]])
+        self.assertEqual(self.reactor.getWriters(), [])
+        self.assertEqual(self.proto.factory.cache.stats.bytesWritten, len(b"STORED\r\n") + len(expected))
+
+    def test_gatheredReplyWaitsItsTurn(self) -> None:
+        """
+        A large reply waits behind bytes already queued, as a small one does.
+        """
+        value = b"v" * 40000
+        self.proto.dataReceived(b"set k 0 0 %d\r\n%s\r\n" % (len(value), value))
+        self.receive(len(b"STORED\r\n"))
+        tcp.Server.write(self.transport, b"EARLIER\r\n")
+        self.proto.dataReceived(b"get k\r\n")
+        self.client.setblocking(False)
+        self.assertRaises(BlockingIOError, self.client.recv, 100)
+        self.client.setblocking(True)
+        expected = b"EARLIER\r\nVALUE k 0 40000\r\n" + value + b"\r\nEND\r\n"
+        received = b""
+        while len(received) < len(expected):
+            self.transport.doWrite()
+            received += self.client.recv(65536)
+        self.assertTrue(received == expected)
+
     def test_noDelay(self) -> None:
         """
         Nagle's algorithm is off, as in memcached: replies are whole
@@ -432,6 +478,9 @@ class WriteThroughTests(SynchronousTestCase):
         wrapper.makeConnection(StringTransport())
         wrapper.wrappedProtocol.dataReceived(b"version\r\n")
         self.assertEqual(clock.getDelayedCalls(), [])
+        # And it reads and writes records only while OpenSSL holds some.
+        self.assertIn("_flushReceiveBIO", vars(wrapper))
+        self.assertIn("_flushSendBIO", vars(wrapper))
 
 
 class AcceptInTurnsTests(SynchronousTestCase):
@@ -463,3 +512,68 @@ class AcceptInTurnsTests(SynchronousTestCase):
         self.assertEqual(len(factory.connections), 100 + ACCEPTS_PER_TURN)
         for connection in list(factory.connections):
             self.addCleanup(connection.transport.connectionLost, Failure(ConnectionDone()))
+
+
+class ReadPathTests(SynchronousTestCase):
+    """
+    On an epoll reactor, a tuned TCP connection's reads go straight to its
+    C{doRead}, without Twisted's per-event logging context, and end as
+    Twisted's would: data reaches the protocol, end of file closes the
+    connection, and an exception is logged and closes it.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.epollreactor import EPollReactor
+
+        self.reactor = EPollReactor()
+        self.addCleanup(self.reactor._poller.close)
+        serverSocket, self.client = tcpSocketPair()
+        self.addCleanup(self.client.close)
+        self.addCleanup(serverSocket.close)
+        clock = Clock()
+        self.factory = CacheServerFactory(MemoryStore(clock), clock)
+        self.proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.transport = tcp.Server(
+            serverSocket, self.proto, ("127.0.0.1", 40000), None, 1, self.reactor
+        )
+        self.proto.makeConnection(self.transport)
+        self.transport.startReading()
+
+    def test_tuned(self) -> None:
+        """
+        The reactor's poll is replaced (once), and the connection's reads.
+        """
+        self.assertIn("doIteration", vars(self.reactor))
+        self.assertIn("doRead", vars(self.transport))
+
+    def test_requestAnswered(self) -> None:
+        """
+        A request read by the tuned poll is answered.
+        """
+        self.client.sendall(b"version\r\n")
+        self.reactor.doIteration(5)
+        self.assertEqual(self.client.recv(100), b"VERSION 1.6.18\r\n")
+
+    def test_endOfFileCloses(self) -> None:
+        """
+        The client's end of file closes the connection, as Twisted's poll
+        would.
+        """
+        self.client.shutdown(socket.SHUT_WR)
+        self.reactor.doIteration(5)
+        self.assertEqual(self.factory.cache.stats.currConnections, 0)
+        self.assertEqual(self.client.recv(100), b"")
+
+    def test_exceptionIsLoggedAndCloses(self) -> None:
+        """
+        An exception from the protocol is logged and closes the connection.
+        """
+
+        def broken(data: bytes) -> None:
+            raise ZeroDivisionError()
+
+        self.proto.dataReceived = broken  # type: ignore[method-assign]
+        self.client.sendall(b"version\r\n")
+        self.reactor.doIteration(5)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.factory.cache.stats.currConnections, 0)

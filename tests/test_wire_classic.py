@@ -938,3 +938,65 @@ class ErrorRenderingTests(SynchronousTestCase):
         """
         self.assertEqual(classic.SHUTDOWN_NOT_ENABLED, b"ERROR: shutdown not enabled")
         self.assertEqual(classic.TOO_MANY_CONNECTIONS, b"ERROR Too many open connections")
+
+
+class PlainSetTests(SynchronousTestCase):
+    """
+    L{classic.parsePlainSet} makes the request the general parser makes of
+    a plain C{set} line, and declines every other shape.
+    """
+
+    def general(self, line: bytes) -> object:
+        tokens, count = classic.tokenize(line)
+        try:
+            return classic.PARSERS[tokens[0]](tokens[0], tokens, count)
+        except ProtocolError as error:
+            return error.wire()
+
+    def test_sameRequest(self) -> None:
+        """
+        For the lines it takes, the request is the general parser's.
+        """
+        for line in [
+            b"set k 0 0 1",
+            b"set k 5 300 100 noreply",
+            b"set " + b"k" * 250 + b" 4294967 999999999 0",
+            b"set k 000 0012 7",
+        ]:
+            self.assertEqual(classic.parsePlainSet(line), self.general(line), line)
+
+    def test_declines(self) -> None:
+        """
+        Anything else is left to the general parser: extra or missing
+        tokens, runs of spaces, signs, long numbers, a key over 250 bytes.
+        """
+        for line in [
+            b"set k 0 0",
+            b"set k 0 0 1 junk",
+            b"set k 0 0 1 noreply extra",
+            b"set  k 0 0 1",
+            b"set k 0 0 1 ",
+            b"set k -1 0 1",
+            b"set k 0 -1 1",
+            b"set k 0 0 +1",
+            b"set k 0 0 0x10",
+            b"set k 4294967296 0 1",
+            b"set k 0 0 1000000000",
+            b"set " + b"k" * 251 + b" 0 0 1",
+            b"set k 0 0 1\r",
+        ]:
+            self.assertIsNone(classic.parsePlainSet(line), line)
+
+    def test_throughParseRequest(self) -> None:
+        """
+        C{parseRequest} gives the same request for a plain C{set} as before,
+        and a line with a NUL is cut there first, as memcached cuts it.
+        """
+        self.assertEqual(
+            parseRequest(b"set k 1 2 3 noreply"),
+            classic.StorageRequest(b"set", b"k", 1, 2, 3, 0, True),
+        )
+        self.assertEqual(
+            parseRequest(b"set k 1 2 3\0 noreply"),
+            classic.StorageRequest(b"set", b"k", 1, 2, 3, 0, False),
+        )

@@ -19,6 +19,7 @@ from myproto.wire import tuning as tuningWire
 ADMITTERS: dict[type, Callable[[Any, Cache], Lines]] = {
     classic.StorageRequest: storage.admitStorage,
     meta.MetaSetRequest: storage.admitMetaSet,
+    classic.AuthenticationRequest: storage.admitAuthentication,
 }
 
 COMPLETERS: dict[type, Callable[[Any, bytes, Cache], Lines]] = {

@@ -11,6 +11,8 @@ had their effect.  L{metaGet} makes the same walk.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from myproto.cache import Cache, Lines
 from myproto.errors import ClientError
 from myproto.store import Item
@@ -84,6 +86,8 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
     expiry time and count as touches.
     """
     exptime = request.touchExptime
+    if exptime is None and not cache.prefixStats.enabled:
+        return getMany(cache, request.keys, request.withCas)
     found = retrieveItems(cache, request.keys, None if exptime is None else cache.expiry(exptime))
     lines: Lines = []
     if request.withCas:
@@ -98,6 +102,81 @@ def retrieve(request: classic.RetrievalRequest, cache: Cache) -> Lines:
             lines.append(value)
     lines.append(classic.END)
     return lines
+
+
+def getMany(cache: Cache, keys: Sequence[bytes], withCas: bool) -> Lines:
+    """
+    C{get}/C{gets} of any number of keys, as L{retrieveItems} and
+    L{retrieve} would answer them while C{stats detail} is off, with the
+    work per key kept to the lookup and its reply lines: the counters are
+    added up once.
+    """
+    lookup = cache.store.get
+    lines: Lines = []
+    append = lines.append
+    key = b""
+    try:
+        if withCas:
+            for key in keys:
+                if len(key) > classic.KEY_MAX_LENGTH:
+                    raise ClientError(classic.BAD_FORMAT)
+                item = lookup(key)
+                if item is not None:
+                    value = item.value
+                    append(classic.VALUE_HEADER_WITH_CAS % (key, item.flags, len(value), item.cas))
+                    append(value)
+        else:
+            for key in keys:
+                if len(key) > classic.KEY_MAX_LENGTH:
+                    raise ClientError(classic.BAD_FORMAT)
+                item = lookup(key)
+                if item is not None:
+                    value = item.value
+                    append(classic.VALUE_HEADER % (key, item.flags, len(value)))
+                    append(value)
+    except ClientError:
+        # memcached has served (and counted) the keys before the long one.
+        _countGets(cache, keys.index(key), len(lines) // 2)
+        cache.newReplyWindow()
+        raise
+    _countGets(cache, len(keys), len(lines) // 2)
+    # memcached writes its replies after a get (unlike after mg).
+    cache.newReplyWindow()
+    append(classic.END)
+    return lines
+
+
+def _countGets(cache: Cache, looked: int, hits: int) -> None:
+    stats = cache.stats
+    stats.cmdGet += looked
+    stats.getHits += hits
+    stats.getMisses += looked - hits
+
+
+def getOne(cache: Cache, key: bytes, replies: Lines) -> None:
+    """
+    C{get} of one key that memcached accepts (no longer than
+    L{classic.KEY_MAX_LENGTH}): what L{retrieve} does for it, counters,
+    reply window and all, without a request object or a list of items, for
+    the command that comes most often.
+
+    @param replies: where the reply lines go.
+    """
+    item = cache.store.get(key)
+    stats = cache.stats
+    stats.cmdGet += 1
+    if item is None:
+        stats.getMisses += 1
+    else:
+        stats.getHits += 1
+        value = item.value
+        replies.append(classic.VALUE_HEADER % (key, item.flags, len(value)))
+        replies.append(value)
+    if cache.prefixStats.enabled:
+        cache.prefixStats.recordGet(key, item is not None)
+    # Cache.newReplyWindow, inlined: a get makes memcached write its replies.
+    cache.replyWindow += 1
+    replies.append(classic.END)
 
 
 def touch(request: classic.TouchRequest, cache: Cache) -> Lines:

@@ -237,6 +237,13 @@ def store(request: classic.StorageRequest, value: bytes, cache: Cache) -> Lines:
     return [CLASSIC[outcome]]
 
 
+def admitAuthentication(request: classic.AuthenticationRequest, cache: Cache) -> Lines:
+    """
+    An authentication C{set} line: its data block is always read.
+    """
+    return []
+
+
 def authenticate(request: classic.AuthenticationRequest, payload: bytes, cache: Cache) -> Lines:
     """
     Check the C{"username password"} data block of an authentication C{set}.

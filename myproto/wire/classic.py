@@ -356,6 +356,39 @@ def _parseStorage(verb: bytes, tokens: list[bytes], count: int) -> StorageReques
     return StorageRequest(verb, key, flags, exptime, size, cas, noreply)
 
 
+def parsePlainSet(line: bytes) -> StorageRequest | None:
+    """
+    Parse the commonest storage line, C{set <key> <flags> <exptime>
+    <bytes>} with an optional C{noreply}, single spaces and plain decimal
+    numbers, without the general tokenizer: the request L{_parseStorage}
+    would make of it.
+
+    @param line: a line starting with C{b"set "}, without NUL bytes.
+    @return: the request, or L{None} for any other shape (the general
+        parser then decides, errors included).
+    """
+    tokens = line.split(b" ")
+    if len(tokens) == 5:
+        noreply = False
+    elif len(tokens) == 6 and tokens[5] == NOREPLY:
+        noreply = True
+    else:
+        return None
+    key, flags, exptime, size = tokens[1], tokens[2], tokens[3], tokens[4]
+    if (
+        key
+        and len(key) <= KEY_MAX_LENGTH
+        and flags.isdigit()
+        and exptime.isdigit()
+        and size.isdigit()
+        and len(flags) < 10
+        and len(exptime) < 10
+        and len(size) < 10
+    ):
+        return StorageRequest(tokens[0], key, int(flags), int(exptime), int(size), 0, noreply)
+    return None
+
+
 def _parseRetrieval(verb: bytes, tokens: list[bytes], count: int) -> RetrievalRequest:
     if count < 3:
         raise UnknownCommand()

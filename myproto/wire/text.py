@@ -28,6 +28,10 @@ def parseRequest(line: bytes) -> TextRequest:
         # the int 0: a search for the byte string b"\0" takes ten times as
         # long.)
         line = line[: line.index(b"\0")]
+    elif line[:4] == b"set ":
+        request = classic.parsePlainSet(line)
+        if request is not None:
+            return request
     tokens, count = classic.tokenize(line)
     if count < 2 or len(tokens[0]) < 2:
         raise UnknownCommand()
