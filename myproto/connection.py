@@ -126,6 +126,8 @@ class ServerConnection:
     @ivar commandLines: command lines read so far.
     """
 
+    quickGets = True  # whether a get may skip _carryOutLine (_quickGet)
+
     # One per client connection, idle ones included: slots keep it small.
     __slots__ = (
         "_cache",
@@ -227,7 +229,7 @@ class ServerConnection:
             # loop below would answer it, in fewer steps.
             key = data[4:-2]
             if key and len(key) <= classic.KEY_MAX_LENGTH and b" " not in key and 0 not in key \
-                    and 10 not in key and self.authenticated and cache.timings is None:
+                    and 10 not in key and self.authenticated and cache.timings is None and self.quickGets:
                 cache.stats.bytesRead += len(data)
                 cache.replyWindow += 1
                 self.commandLines += 1
@@ -250,7 +252,7 @@ class ServerConnection:
         signal = NEED_DATA
         # Whether a one-key get may take the short way (see getOne): not
         # before authentication, nor while commands are timed.
-        quick = self.authenticated and self._cache.timings is None
+        quick = self.authenticated and self._cache.timings is None and self.quickGets
         counted = replySize = 0
         try:
             while position < length:

@@ -158,6 +158,9 @@ class DatagramConnection(ServerConnection):
     """
 
     __slots__ = ("requests", "windows")
+    # Each request's replies must be told apart (one message each), so no
+    # get skips _carryOutLine.
+    quickGets = False
 
     def __init__(self, cache: Any, observer: Any, first: int) -> None:
         super().__init__(cache, observer)
