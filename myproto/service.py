@@ -241,6 +241,7 @@ def buildServer(
         maxBytes=settings.memoryLimit,
         maxItemSize=settings.maxItemSize,
         useCas=settings.useCas,
+        evictions=settings.evictions,
     )
     factory = CacheServerFactory(store, reactor, settings)
     snapshot: list[IService] = []

@@ -11,15 +11,40 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict
+from itertools import islice
 from typing import Callable, Iterator, Mapping, Protocol
 
-# memcached's per-item header on a 64-bit build.  Counting items the way
-# memcached does keeps "bytes", "limit_maxbytes" and the largest storable
-# value identical to the reference server.
-ITEM_HEADER_SIZE = 48
-CAS_SIZE = 8
-FLAGS_SIZE = 4
+from myproto.item import (
+    ACTIVE,
+    CAS_SIZE,
+    FETCHED,
+    FLAGS_SIZE,
+    ITEM_HEADER_SIZE,
+    SLAB_SIZES,
+    Item,
+    itemCost,
+    itemSize,
+    slabClass,
+)
+
+__all__ = [
+    "CAS_SIZE",
+    "EXPIRED",
+    "FLAGS_SIZE",
+    "FOUND",
+    "ITEM_HEADER_SIZE",
+    "NEVER",
+    "NOT_FOUND",
+    "SLAB_SIZES",
+    "IClock",
+    "IItemObserver",
+    "Item",
+    "MemoryStore",
+    "StoreStats",
+    "itemCost",
+    "itemSize",
+    "slabClass",
+]
 
 # Expiry times handed to the store are absolute clock seconds; this one means
 # "never".
@@ -66,160 +91,6 @@ class IItemObserver(Protocol):
         """
 
 
-def itemSize(keyLength: int, valueLength: int, flags: int, useCas: bool) -> int:
-    """
-    The memory an item is charged for, computed as memcached computes it.
-
-    @param keyLength: the key's length in bytes.
-    @param valueLength: the value's length in bytes, without its CRLF.
-    @param flags: the client flags (nonzero flags take four more bytes).
-    @param useCas: whether items carry an eight-byte CAS unique.
-    @return: the item's size in bytes.
-    """
-    size = ITEM_HEADER_SIZE + keyLength + 1 + valueLength + 2
-    if useCas:
-        size += CAS_SIZE
-    if flags:
-        size += FLAGS_SIZE
-    return size
-
-
-# Bits of L{Item._metaBits}, which only meta commands set.  One small int
-# holds all three (CPython shares ints up to 256); a slot each made every
-# item 16 bytes larger.
-_STALE = 1
-_TOKEN_SENT = 2
-_KEY_BINARY = 4
-
-
-# The chunk sizes of memcached's default slab classes (growth factor 1.25,
-# 48-byte minimum chunk, 512 KiB largest chunk); C{me} reports the class an
-# item would live in.
-_SLAB_CHUNK_MAX = 512 * 1024
-
-
-def _slabSizes() -> tuple[int, ...]:
-    sizes = []
-    size = 96
-    while size < _SLAB_CHUNK_MAX / 1.25:
-        size += -size % 8
-        sizes.append(size)
-        size = int(size * 1.25)
-    sizes.append(_SLAB_CHUNK_MAX)
-    return tuple(sizes)
-
-
-SLAB_SIZES = _slabSizes()
-
-
-def slabClass(size: int) -> int:
-    """
-    @param size: an item's size, as L{itemSize} counts it.
-    @return: the memcached slab class an item of that size goes in.
-    """
-    for index, chunk in enumerate(SLAB_SIZES):
-        if size <= chunk:
-            return index + 1
-    return len(SLAB_SIZES)
-
-
-class Item:
-    """
-    One cached value and what the store knows about it.
-
-    Every stored item pays for this object, so the booleans only meta
-    commands use share one slot.  C{fetched}, which every get sets, keeps
-    its own: a plain slot is the cheapest to write, and in CPython ten slots
-    take no more memory than nine.
-
-    @ivar key: the key it is stored under.
-    @ivar value: the data, exactly as the client sent it.
-    @ivar flags: the client's opaque 32-bit flags.
-    @ivar expires: absolute expiry time in clock seconds, or L{NEVER}.
-    @ivar cas: the CAS unique of this version (0 when CAS is disabled).
-    @ivar size: the bytes this item is charged for.
-    @ivar fetched: whether a client has read it since it was stored.
-    @ivar lastAccess: clock seconds of the last store or fetch.  The store
-        records the start of the whole second it happened in (see
-        L{MemoryStore}), as memcached does, so that items used in the same
-        second share one float.
-    @ivar replyWindow: the reply window of the last reply that showed it
-        (see L{myproto.cache.Cache.newReplyWindow}), or 0.
-    """
-
-    __slots__ = (
-        "key",
-        "value",
-        "flags",
-        "expires",
-        "cas",
-        "size",
-        "fetched",
-        "lastAccess",
-        "replyWindow",
-        "_metaBits",
-    )
-
-    def __init__(
-        self, key: bytes, value: bytes, flags: int, expires: float, cas: int, size: int, now: float
-    ) -> None:
-        self.key = key
-        self.value = value
-        self.flags = flags
-        self.expires = expires
-        self.cas = cas
-        self.size = size
-        self.fetched = False
-        self.lastAccess = now
-        self.replyWindow = 0
-        self._metaBits = 0
-
-    def __lt__(self, other: Item) -> bool:
-        # Expiry heap entries are (expires, cas, item), so this only breaks
-        # ties of both (CAS disabled): such items may leave in any order.
-        return False
-
-    @property
-    def stale(self) -> bool:
-        """
-        Whether a meta delete or meta set marked it stale (C{I}).
-        """
-        return bool(self._metaBits & _STALE)
-
-    @stale.setter
-    def stale(self, value: bool) -> None:
-        self._setBit(_STALE, value)
-
-    @property
-    def tokenSent(self) -> bool:
-        """
-        Whether a meta get has handed out its recache token.
-        """
-        return bool(self._metaBits & _TOKEN_SENT)
-
-    @tokenSent.setter
-    def tokenSent(self, value: bool) -> None:
-        self._setBit(_TOKEN_SENT, value)
-
-    @property
-    def keyBinary(self) -> bool:
-        """
-        Whether a meta set stored it under a base64 key (C{b}), so that meta
-        replies return the key in base64.
-        """
-        return bool(self._metaBits & _KEY_BINARY)
-
-    @keyBinary.setter
-    def keyBinary(self, value: bool) -> None:
-        self._setBit(_KEY_BINARY, value)
-
-    def _setBit(self, bit: int, value: bool) -> None:
-        if value:
-            self._metaBits |= bit
-        else:
-            self._metaBits &= ~bit
-
-
 class StoreStats:
     """
     Item-level counters, with memcached's meanings.
@@ -260,6 +131,17 @@ class StoreStats:
         for name in self.__slots__:
             setattr(self, name, 0)
 
+    def countEvicted(self, item: Item, now: float) -> None:
+        """
+        Count a live item evicted to make room.
+        """
+        self.evictions += 1
+        self.evictedTime = int(now - item.lastAccess)
+        if item.expires:
+            self.evictedNonzero += 1
+        if not item.marks & FETCHED:
+            self.evictedUnfetched += 1
+
     def countReclaimed(self, item: Item) -> None:
         """
         Count an expired item whose memory was taken back.
@@ -269,86 +151,167 @@ class StoreStats:
             self.expiredUnfetched += 1
 
 
-class ExpiryHeap:
+class ExpiryBuckets:
     """
-    When items expire, earliest first, so that L{MemoryStore.sweepExpired}
-    frees items nobody asks for again without scanning the whole cache.
+    When items expire, by the whole second, so that
+    L{MemoryStore.sweepExpired} frees items nobody asks for again without
+    scanning the whole cache.
 
-    An entry is not taken out when its item is replaced, deleted or given a
-    new expiry time, which would cost a heap search; it is skipped when it
-    comes up, and such entries are dropped in one pass once they outnumber
-    the items held.
+    An item is appended to the list of the second its expiry time rounds up
+    to: one list slot per item, where a heap of C{(time, item)} entries cost
+    a tuple each (64 bytes in CPython).  An entry is not taken out when its
+    item is replaced, deleted or given a new expiry time, which would cost a
+    search; it is skipped when its second comes, and such entries are
+    dropped in one pass once they outnumber the items held.
     """
 
     def __init__(self, items: Mapping[bytes, Item]) -> None:
         # The store's items: an entry is current if its item is still there.
         self._items = items
-        self._heap: list[tuple[float, int, Item]] = []
+        self._buckets: dict[int, list[Item]] = {}
+        # The seconds that have a bucket, as a heap: earliest first.
+        self._due: list[int] = []
+        self._entries = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._entries
 
     def add(self, item: Item) -> None:
         """
         Note the expiry time of a held item that has one.
         """
-        heap = self._heap
+        if self._entries > 2 * len(self._items) + 1024:
+            self._compact()
+        second = math.ceil(item.expires)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            bucket = self._buckets[second] = []
+            heapq.heappush(self._due, second)
+        bucket.append(item)
+        self._entries += 1
+
+    def _compact(self) -> None:
         items = self._items
-        if len(heap) > 2 * len(items) + 1024:
-            heap[:] = [
-                entry
-                for entry in heap
-                if entry[2].expires == entry[0] and items.get(entry[2].key) is entry[2]
+        kept = 0
+        for second, bucket in self._buckets.items():
+            bucket[:] = [
+                item
+                for item in bucket
+                if item.expires and math.ceil(item.expires) == second and items.get(item.key) is item
             ]
-            heapq.heapify(heap)
-        # The CAS unique, which the item holds anyway, orders entries due at
-        # the same moment; a serial number would cost an int per entry.
-        heapq.heappush(heap, (item.expires, item.cas, item))
+            kept += len(bucket)
+        self._entries = kept
 
     def sweep(self, now: float, budget: int, reclaim: Callable[[Item], None]) -> int:
         """
-        Take out up to C{budget} entries due by C{now}, earliest first, and
-        C{reclaim} the items still held with that expiry time.
+        Take out up to C{budget} entries whose second has come by C{now},
+        earliest second first, and C{reclaim} the items still held that
+        have expired.
 
         @return: how many items were reclaimed.
         """
         removed = 0
-        heap = self._heap
+        due = self._due
         items = self._items
-        while heap and budget > 0 and heap[0][0] <= now:
-            expires, _, item = heapq.heappop(heap)
-            budget -= 1
-            # Checked entry by entry: an item touched twice to the same time
-            # has two entries, and the first reclaims it.
-            if item.expires == expires and items.get(item.key) is item:
-                reclaim(item)
-                removed += 1
+        while due and budget > 0 and due[0] <= now:
+            bucket = self._buckets[due[0]]
+            while bucket and budget > 0:
+                item = bucket.pop()
+                budget -= 1
+                self._entries -= 1
+                # An item touched twice has two entries, and the first
+                # reclaims it; one touched to a later time is not due.
+                expires = item.expires
+                if expires and expires <= now and items.get(item.key) is item:
+                    reclaim(item)
+                    removed += 1
+            if not bucket:
+                del self._buckets[heapq.heappop(due)]
         return removed
 
     def clear(self) -> None:
         """
         Forget every entry, as when the store is flushed.
         """
-        del self._heap[:]
+        self._buckets.clear()
+        del self._due[:]
+        self._entries = 0
+
+
+class ClockHand:
+    """
+    The eviction hand over the store's items, a L{dict} in LRU order: it
+    gives the oldest item that has not been fetched since the hand last
+    passed it, and moves the ones that have (L{ACTIVE}) to the most
+    recently used end, clearing the mark (CLOCK, or memcached's cold LRU,
+    where an active item at the tail is moved up, not evicted).
+    """
+
+    def __init__(self, items: dict[bytes, Item]) -> None:
+        self._items = items
+        # The next items to look at, oldest last.
+        self._next: list[Item] = []
+
+    def clear(self) -> None:
+        """
+        Forget the items about to be looked at, as when the store is flushed.
+        """
+        del self._next[:]
+
+    def victim(self) -> Item | None:
+        """
+        @return: the next item to evict (still held), or L{None} if the
+            store is empty.
+        """
+        items = self._items
+        upcoming = self._next
+        while True:
+            if not upcoming:
+                if not items:
+                    return None
+                # The next stretch of the oldest items, taken at once: each
+                # dict iteration starts by skipping the slots the last
+                # evictions emptied, so one per eviction would be quadratic.
+                upcoming.extend(islice(items.values(), max(64, len(items) >> 8)))
+                upcoming.reverse()
+            item = upcoming.pop()
+            if items.get(item.key) is not item:
+                continue
+            if not item.marks & ACTIVE:
+                return item
+            item.marks &= ~ACTIVE
+            del items[item.key]
+            items[item.key] = item
 
 
 class MemoryStore:
     """
     An in-memory cache with memcached's item semantics.
 
-    Lookups and updates are O(1).  The LRU order is an L{OrderedDict} from key
-    to L{Item}, least recently used first.  Items with an expiry time are also
-    noted in an L{ExpiryHeap}, for L{sweepExpired}.
+    Lookups and updates are O(1).  Items live in a plain L{dict}, in the
+    order they were stored: that order is the LRU, approximated as
+    memcached's is.  A fetch marks an item L{ACTIVE} instead of moving it
+    (an L{collections.OrderedDict} link cost 48 bytes an item), and the
+    L{ClockHand} gives such items a second chance.  Items with an expiry
+    time are also noted in L{ExpiryBuckets}, for L{sweepExpired}.
+
+    Two totals are kept: L{bytes}, memcached's count (L{itemSize}), which
+    C{stats} reports, and L{cost}, what the items take from this process's
+    memory (L{itemCost}), which eviction keeps within L{maxBytes}.
 
     Last-access times are whole seconds counted from L{startedAt}, as
     memcached's are: items used within the same second share one float
     rather than holding one each.
 
     @ivar startedAt: clock seconds when the store was made.
-    @ivar maxBytes: the memory limit, in the bytes L{itemSize} counts.
-    @ivar maxItemSize: the largest single item, in the same bytes.
+    @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts.
+    @ivar maxItemSize: the largest single item, in the bytes L{itemSize}
+        counts.
     @ivar useCas: whether new items get CAS uniques.
-    @ivar bytes: the bytes currently held.
+    @ivar evictions: whether live items are evicted to make room; without,
+        a store that only expired items could make room for fails (C{-M}).
+    @ivar bytes: the bytes currently held, as memcached counts them.
+    @ivar cost: the memory the items currently held take.
     @ivar stats: the item-level counters.
     @ivar observer: told about every lookup and eviction while it is set;
         L{None} (the usual case) costs one attribute check per lookup.
@@ -360,6 +323,7 @@ class MemoryStore:
         maxBytes: int = 64 * 1024 * 1024,
         maxItemSize: int = 1024 * 1024,
         useCas: bool = True,
+        evictions: bool = True,
     ) -> None:
         # Bound once: get and put read the clock on every call.
         self._seconds = clock.seconds
@@ -373,10 +337,13 @@ class MemoryStore:
         self.maxBytes = maxBytes
         self.maxItemSize = maxItemSize
         self.useCas = useCas
+        self.evictions = evictions
         self.bytes = 0
+        self.cost = 0
         self.stats = StoreStats()
-        self._items: OrderedDict[bytes, Item] = OrderedDict()
-        self._expiries = ExpiryHeap(self._items)
+        self._items: dict[bytes, Item] = {}
+        self._hand = ClockHand(self._items)
+        self._expiries = ExpiryBuckets(self._items)
         self._lastCas = 0
         self._flushAt: float | None = None
         self.observer: IItemObserver | None = None
@@ -400,8 +367,8 @@ class MemoryStore:
         An expired item found on the way is removed, as memcached does.
 
         @param key: the key to look up.
-        @param touch: whether this counts as a use (moves the item to the
-            most-recently-used end and marks it fetched).
+        @param touch: whether this counts as a use (marks the item fetched,
+            or active if it was, and records the access time).
         @return: the item, or L{None} when there is no live item.
         """
         now = self._seconds()
@@ -422,9 +389,11 @@ class MemoryStore:
             second = self._second
             if not second <= now < self._secondEnds:
                 second = self._newSecond(now)
-            item.fetched = True
+            # As memcached's do_item_bump: the first fetch marks the item
+            # fetched, later ones active.
+            marks = item.marks
+            item.marks = marks | ACTIVE if marks & FETCHED else marks | FETCHED
             item.lastAccess = second
-            self._items.move_to_end(key)
         if self.observer is not None:
             self.observer.itemFetched(key, FOUND, item)
         return item
@@ -483,25 +452,33 @@ class MemoryStore:
         @param flags: the client flags.
         @param expires: absolute expiry in clock seconds, or L{NEVER}.
         @return: the stored item, or L{None} if it is larger than the memory
-            limit allows even with everything else evicted.
+            limit allows even with everything else evicted, or if there is
+            no room and evictions are off.
         """
         now = self._seconds()
         if self._flushAt is not None:
             self._applyPendingFlush(now)
-        size = itemSize(len(key), len(value), flags, self.useCas)
-        if size > self.maxItemSize or size > self.maxBytes:
+        keyLength = len(key)
+        valueLength = len(value)
+        size = itemSize(keyLength, valueLength, flags, self.useCas)
+        cost = itemCost(keyLength, valueLength, bool(expires))
+        if size > self.maxItemSize or cost > self.maxBytes:
             self.stats.outOfMemory += 1
             return None
-        old = self._items.pop(key, None)
+        items = self._items
+        old = items.pop(key, None)
         if old is not None:
-            self.bytes -= old.size
+            self._uncount(old)
+        if self.cost + cost > self.maxBytes and not self._makeRoom(cost, now):
+            self.stats.outOfMemory += 1
+            return None
         second = self._second
         if not second <= now < self._secondEnds:
             second = self._newSecond(now)
-        item = Item(key, value, flags, expires, self.nextCas(), size, second)
-        self._makeRoom(size, now)
-        self._items[key] = item
+        item = Item(key, value, flags, expires, self.nextCas(), second)
+        items[key] = item
         self.bytes += size
+        self.cost += cost
         self.stats.totalItems += 1
         if expires:
             self._expiries.add(item)
@@ -524,7 +501,9 @@ class MemoryStore:
             if lastAccess == self._restoredAccess:
                 lastAccess = self._restoredAccess
             self._restoredAccess = item.lastAccess = lastAccess
-            if self.useCas:
+            # A unique of 0 (saved with CAS off) would change the item's
+            # size as counted: keep the fresh one.
+            if self.useCas and cas:
                 item.cas = cas
                 self._lastCas = max(self._lastCas, cas)
         return item
@@ -549,12 +528,10 @@ class MemoryStore:
     def allItems(self) -> list[Item]:
         """
         A copy of the item references held (live or not yet reclaimed), in
-        no particular order.  Cheap even for a large store: it reads the
-        mapping's own table, not the LRU links, which cost a lookup per item
-        (measured: 17 against 470 milliseconds for 500,000 items).
+        LRU order.
         """
         self._applyPendingFlush(self._seconds())
-        return list(dict.values(self._items))
+        return list(self._items.values())
 
     def keys(self) -> list[bytes]:
         """
@@ -571,17 +548,20 @@ class MemoryStore:
         @param item: an item returned by L{get}.
         @param expires: absolute expiry in clock seconds, or L{NEVER}.
         """
+        # Having an expiry time or not changes what the item costs.
+        self.cost -= item.cost
         item.expires = expires
+        self.cost += item.cost
         if expires:
             self._expiries.add(item)
 
     def updateInPlace(self, item: Item, value: bytes) -> None:
         """
-        Overwrite a live item's value with one no longer than the old, keeping
-        its size and giving it a new CAS unique (memcached's in-place incr).
+        Overwrite a live item's value with one of the same length, giving
+        it a new CAS unique (memcached's in-place incr).
 
         @param item: an item returned by L{get}.
-        @param value: the new data, at most as long as the old.
+        @param value: the new data, as long as the old.
         """
         item.value = value
         item.cas = self.nextCas()
@@ -606,7 +586,7 @@ class MemoryStore:
         @param item: a live item returned by L{get} or L{peek}.
         """
         del self._items[item.key]
-        self.bytes -= item.size
+        self._uncount(item)
 
     def flush(self, delay: float = 0) -> None:
         """
@@ -659,25 +639,39 @@ class MemoryStore:
             self._flushAt = None
             self._items.clear()
             self._expiries.clear()
+            self._hand.clear()
             self.bytes = 0
+            self.cost = 0
 
-    def _makeRoom(self, size: int, now: float) -> None:
-        items = self._items
-        while items and self.bytes + size > self.maxBytes:
-            _, victim = items.popitem(last=False)
-            self.bytes -= victim.size
-            if victim.expires and victim.expires <= now:
-                self.stats.countReclaimed(victim)
+    def _uncount(self, item: Item) -> None:
+        self.bytes -= item.size
+        self.cost -= item.cost
+
+    def _makeRoom(self, cost: int, now: float) -> bool:
+        """
+        Evict until an item costing C{cost} fits.
+
+        @return: whether it fits now.
+        """
+        while self.cost + cost > self.maxBytes:
+            if not self.evictions:
+                # memcached -M: expired items still make room, live ones
+                # never do.
+                if not self._expiries.sweep(now, 1000, self._reclaim):
+                    return False
                 continue
-            # Counted here, not by a call: a full store evicts on every put.
-            self.stats.evictions += 1
-            self.stats.evictedTime = int(now - victim.lastAccess)
-            if victim.expires:
-                self.stats.evictedNonzero += 1
-            if not victim.fetched:
-                self.stats.evictedUnfetched += 1
+            victim = self._hand.victim()
+            if victim is None:
+                return False
+            if victim.expires and victim.expires <= now:
+                self._reclaim(victim)
+                continue
+            del self._items[victim.key]
+            self._uncount(victim)
+            self.stats.countEvicted(victim, now)
             if self.observer is not None:
                 self.observer.itemEvicted(victim)
+        return True
 
     def _reclaim(self, item: Item) -> None:
         self.remove(item)

@@ -24,6 +24,7 @@ ORDER = [
     "myproto.config",
     "myproto.stats",
     "myproto.auth",
+    "myproto.item",
     "myproto.store",
     # Bytes to requests, results to bytes.
     "myproto.wire.numbers",

@@ -10,7 +10,7 @@ import random
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from myproto.store import NEVER, Item, MemoryStore, itemSize
+from myproto.store import NEVER, Item, MemoryStore, itemCost, itemSize
 
 # A plausible wall-clock start, so that absolute times look like unix times.
 START = 1_700_000_000.0
@@ -680,12 +680,14 @@ class HeapCompactionTests(SynchronousTestCase):
 
 class LRUTests(SynchronousTestCase):
     """
-    Over the memory limit, the least recently used items are evicted.
+    Over the memory limit, the least recently used items are evicted; an
+    item fetched since the eviction hand last passed it gets a second
+    chance, as in memcached's segmented LRU.
     """
 
     def setUp(self) -> None:
         # Room for exactly three items of one-byte keys and four-byte values.
-        self.size = itemSize(1, 4, 0, True)
+        self.size = itemCost(1, 4, False)
         self.store, self.clock = makeStore(maxBytes=3 * self.size)
 
     def put(self, *keys: bytes, expires: float = NEVER) -> None:
@@ -701,13 +703,18 @@ class LRUTests(SynchronousTestCase):
         self.put(b"d")
         self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
         self.assertEqual(self.store.stats.evictions, 1)
-        self.assertEqual(self.store.bytes, 3 * self.size)
+        self.assertEqual(self.store.cost, 3 * self.size)
+        self.assertEqual(self.store.bytes, 3 * itemSize(1, 4, 0, True))
 
     def test_getMovesToMostRecent(self) -> None:
         """
-        Reading an item saves it from being the next victim.
+        Reading an item twice saves it from being the next victim: the hand
+        moves it to the most recently used end instead.  The first read only
+        marks it fetched, as in memcached.
         """
         self.put(b"a", b"b", b"c")
+        self.store.get(b"a")
+        self.store.get(b"b")
         self.store.get(b"a")
         self.put(b"d")
         self.assertEqual(keysOf(self.store), [b"c", b"a", b"d"])
@@ -747,7 +754,8 @@ class LRUTests(SynchronousTestCase):
         An item needing the room of two evicts the two oldest.
         """
         self.put(b"a", b"b", b"c")
-        big = b"v" * (4 + self.size)
+        # The shortest value that needs more than one item's room.
+        big = b"v" * next(n for n in range(4, 10000) if itemCost(1, n, False) > self.size)
         self.assertIsNotNone(self.store.put(b"e", big, 0, NEVER))
         self.assertEqual(keysOf(self.store), [b"c", b"e"])
         self.assertEqual(self.store.stats.evictions, 2)
@@ -758,12 +766,14 @@ class LRUTests(SynchronousTestCase):
         C{evictedUnfetched} counts victims never read; C{evictedNonzero}
         counts victims that had an expiry time.
         """
+        # An expiry time costs more: room for it and two others.
+        self.store, self.clock = makeStore(maxBytes=2 * self.size + itemCost(1, 4, True))
         self.put(b"a")
         self.put(b"b", expires=START + 1000)
         self.put(b"c")
         self.store.get(b"a")
         self.store.get(b"c")
-        # LRU order is now b, a, c.
+        # Each read once: no second chances.
         self.put(b"d", b"e")
         stats = self.store.stats
         self.assertEqual(keysOf(self.store), [b"c", b"d", b"e"])
@@ -773,6 +783,7 @@ class LRUTests(SynchronousTestCase):
         """
         An expired item pushed out to make room is reclaimed, not evicted.
         """
+        self.store, self.clock = makeStore(maxBytes=2 * self.size + itemCost(1, 4, True))
         self.put(b"a", expires=START + 5)
         self.put(b"b", b"c")
         self.clock.advance(5)
@@ -783,11 +794,15 @@ class LRUTests(SynchronousTestCase):
 
     def test_itemsOrder(self) -> None:
         """
-        L{MemoryStore.items} lists least recently used first.
+        L{MemoryStore.items} lists least recently stored first; a fetch does
+        not move an item until the eviction hand passes it.
         """
         self.put(b"c", b"a", b"b")
         self.store.get(b"c")
-        self.assertEqual(keysOf(self.store), [b"a", b"b", b"c"])
+        self.store.get(b"c")
+        self.assertEqual(keysOf(self.store), [b"c", b"a", b"b"])
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
 
     def test_lowerLimit(self) -> None:
         """
@@ -847,11 +862,11 @@ class SizeLimitTests(SynchronousTestCase):
         An item exactly the size of the memory limit fits, evicting the
         rest.
         """
-        store, _ = makeStore(maxBytes=500, maxItemSize=10000)
+        store, _ = makeStore(maxBytes=itemCost(1, 400, False), maxItemSize=10000)
         store.put(b"a", b"v", 0, NEVER)
-        self.assertIsNotNone(store.put(b"b", b"v" * (500 - itemSize(1, 0, 0, True)), 0, NEVER))
+        self.assertIsNotNone(store.put(b"b", b"v" * 400, 0, NEVER))
         self.assertEqual(keysOf(store), [b"b"])
-        self.assertEqual(store.bytes, 500)
+        self.assertEqual((store.bytes, store.cost), (itemSize(1, 400, 0, True), store.maxBytes))
 
 
 class MemoryAccountingTests(SynchronousTestCase):
@@ -883,7 +898,8 @@ class MemoryAccountingTests(SynchronousTestCase):
                 if item is not None and item.value:
                     store.updateInPlace(item, b"1".ljust(len(item.value)))
             self.assertEqual(store.bytes, liveBytes(store), step)
-            self.assertLessEqual(store.bytes, store.maxBytes)
+            self.assertEqual(store.cost, sum(item.cost for item in store.items()), step)
+            self.assertLessEqual(store.cost, store.maxBytes)
         self.assertGreater(store.stats.evictions, 0)
 
     def test_expiryAndSweep(self) -> None:
@@ -1035,10 +1051,10 @@ class ItemTests(SynchronousTestCase):
         """
         An item starts unfetched, last used at its creation.
         """
-        item = Item(b"k", b"v", 3, 10.0, 7, 61, 5.0)
+        item = Item(b"k", b"v", 3, 10.0, 7, 5.0)
         self.assertEqual(
             (item.key, item.value, item.flags, item.expires, item.cas, item.size),
-            (b"k", b"v", 3, 10.0, 7, 61),
+            (b"k", b"v", 3, 10.0, 7, itemSize(1, 1, 3, True)),
         )
         self.assertFalse(item.fetched)
         self.assertEqual(item.lastAccess, 5.0)
@@ -1049,7 +1065,7 @@ class ItemTests(SynchronousTestCase):
         C{stale}, C{tokenSent} and C{keyBinary} share one slot but are set
         and cleared independently.
         """
-        item = Item(b"k", b"v", 0, 0.0, 1, 52, 5.0)
+        item = Item(b"k", b"v", 0, 0.0, 1, 5.0)
         item.stale = True
         item.keyBinary = True
         self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (True, False, True))
