@@ -5,11 +5,14 @@ L{Clock}.
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from myproto.item import INDEX_COST
 from myproto.store import NEVER, Item, MemoryStore, itemCost, itemSize
 
 # A plausible wall-clock start, so that absolute times look like unix times.
@@ -1142,3 +1145,78 @@ class LastAccessTests(SynchronousTestCase):
         self.assertIsNotNone(items[0])
         self.assertIsNotNone(items[1])
         self.assertIs(items[0].lastAccess, items[1].lastAccess)
+
+
+class ItemCostTests(SynchronousTestCase):
+    """
+    L{itemCost}, which eviction counts, is what items really take from the
+    process: measured here with C{tracemalloc}, which sees every allocation
+    CPython makes for them (bench/memory.py checks RSS, and PyPy).
+    """
+
+    def measure(self, shapes: list[tuple[int, int, bool]]) -> tuple[int, int]:
+        """
+        Store items of these (key length, value length, expires) shapes,
+        keys and values made inside the measurement so that only the store
+        holds them, as when they come off the wire.
+
+        @return: the bytes allocated and still held, and the store's count
+            of them, the index's share included.
+        """
+        store, _ = makeStore(maxBytes=2**40, maxItemSize=2**30)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for index, (keyLength, valueLength, expires) in enumerate(shapes):
+                key = (b"%d:" % (index,)).ljust(keyLength, b"k")
+                value = bytes(valueLength)
+                store.put(key, value, index % 3, START + 100 + index % 50 if expires else NEVER)
+            del key, value
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(len(store), len(shapes))
+        return held, store.cost + INDEX_COST * len(shapes)
+
+    def assertClose(self, held: int, counted: int) -> None:
+        """
+        The count is never below what was allocated, and at most 20% above:
+        C{tracemalloc} sees the sizes asked for, not the allocator's 16-byte
+        steps that the count (and RSS) include, up to 15 bytes an object.
+        """
+        message = "held {}, counted {}".format(held, counted)
+        self.assertGreaterEqual(counted, held, message)
+        self.assertLess(counted, held * 1.2, message)
+
+    def test_smallItems(self) -> None:
+        """
+        Small values (100 bytes, 16-byte keys: bench (f)'s shape), none with
+        an expiry time, cost what L{itemCost} says.
+        """
+        self.assertClose(*self.measure([(16, 100, False)] * 20000))
+
+    def test_mixedItems(self) -> None:
+        """
+        Keys of 5 to 250 bytes, values of 0 bytes to 64 KiB, half with an
+        expiry time.
+        """
+        rng = random.Random(18)
+        shapes = [
+            (rng.randrange(5, 251), rng.choice([0, 10, 100, 500, 600, 1024, 5000, 65536]), rng.random() < 0.5)
+            for _ in range(5000)
+        ]
+        self.assertClose(*self.measure(shapes))
+
+    def test_evictionHonoursCost(self) -> None:
+        """
+        A full store never holds more than its limit in L{itemCost}s, and
+        C{bytes} stays memcached's count of the same items.
+        """
+        store, _ = makeStore(maxBytes=100 * itemCost(16, 100, False))
+        for index in range(1000):
+            store.put(b"%016d" % (index,), b"v" * 100, 0, NEVER)
+        self.assertEqual(len(store), 100)
+        self.assertEqual(store.cost, 100 * itemCost(16, 100, False))
+        self.assertEqual(store.bytes, 100 * itemSize(16, 100, 0, True))
+        self.assertEqual(store.stats.evictions, 900)
