@@ -43,26 +43,28 @@ def itemSize(keyLength: int, valueLength: int, flags: int, useCas: bool) -> int:
 
 # What an item costs this process, measured with tracemalloc (CPython) and
 # RSS (PyPy) by tests/test_store.py's ItemCostTests and bench/memory.py.
-# The index (the store's dict: 24-byte entries and 4-byte slots, a third to
-# two thirds full, so 30 to 60 bytes an item) is left out, as memcached
-# leaves its hash table out of -m.
-INDEX_COST = 48
 if sys.implementation.name == "pypy":
     # No reference counts, no GC head; instances and strings 8-aligned.
-    # The fixed part: the Item (map-based, 8 fields) and the CAS unique;
-    # a float expiry is boxed.
+    # The fixed part: the Item (map-based, 8 fields), the CAS unique and
+    # the index's share; a float expiry is boxed.
     _FIXED = 136
+    INDEX_COST = 0
     _BYTES_HEADER = 40
     _ALIGN = 7
     _SMALL = sys.maxsize
     _EXPIRY = 48
 else:
-    # CPython: the Item (8 slots, GC head: 96) and a CAS unique (32).
+    # CPython: the Item (8 slots, GC head: 96), a CAS unique (32) and the
+    # index's share.  A full cache replaces items all the time, and each
+    # new key takes a fresh entry of the dict's table (24 bytes, and 4 for
+    # its slot) until the table is rebuilt at three times the items held,
+    # rounded up to a power of two: 52 to 105 bytes an item, measured.
     # Objects up to 512 bytes come from pymalloc in 16-byte steps; larger
     # ones from malloc, 8 more bytes and 16-byte steps.  An expiry time
     # adds its float (32) and its ExpiryBuckets entry (8 and the bucket
     # list's slack).
-    _FIXED = 96 + 32
+    INDEX_COST = 72
+    _FIXED = 96 + 32 + INDEX_COST
     _BYTES_HEADER = 33
     _ALIGN = 15
     _SMALL = 512

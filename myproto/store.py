@@ -238,6 +238,16 @@ class ExpiryBuckets:
         self._entries = 0
 
 
+def _budget(maxBytes: int) -> int:
+    """
+    What the items may cost under a limit of C{maxBytes}: 1/1024 more.
+    memcached counts whole 1 MiB slab pages, so C{-m 64} holds 64 items of
+    just under 1 MiB (memcached's t/lru.t counts on it), which cost a few
+    hundred bytes more each here.
+    """
+    return maxBytes + (maxBytes >> 10)
+
+
 class ClockHand:
     """
     The eviction hand over the store's items, a L{dict} in LRU order: it
@@ -304,7 +314,8 @@ class MemoryStore:
     rather than holding one each.
 
     @ivar startedAt: clock seconds when the store was made.
-    @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts.
+    @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts
+        (with a slack of 1/1024: see L{_budget}).
     @ivar maxItemSize: the largest single item, in the bytes L{itemSize}
         counts.
     @ivar useCas: whether new items get CAS uniques.
@@ -335,6 +346,7 @@ class MemoryStore:
         self._secondEnds = self.startedAt + 1
         self._restoredAccess = 0.0
         self.maxBytes = maxBytes
+        self._budget = _budget(maxBytes)
         self.maxItemSize = maxItemSize
         self.useCas = useCas
         self.evictions = evictions
@@ -462,14 +474,14 @@ class MemoryStore:
         valueLength = len(value)
         size = itemSize(keyLength, valueLength, flags, self.useCas)
         cost = itemCost(keyLength, valueLength, bool(expires))
-        if size > self.maxItemSize or cost > self.maxBytes:
+        if size > self.maxItemSize or cost > self._budget:
             self.stats.outOfMemory += 1
             return None
         items = self._items
         old = items.pop(key, None)
         if old is not None:
             self._uncount(old)
-        if self.cost + cost > self.maxBytes and not self._makeRoom(cost, now):
+        if self.cost + cost > self._budget and not self._makeRoom(cost, now):
             self.stats.outOfMemory += 1
             return None
         second = self._second
@@ -607,6 +619,7 @@ class MemoryStore:
         @param maxBytes: the new limit.
         """
         self.maxBytes = maxBytes
+        self._budget = _budget(maxBytes)
         self._makeRoom(0, self._seconds())
 
     # Housekeeping
@@ -653,7 +666,7 @@ class MemoryStore:
 
         @return: whether it fits now.
         """
-        while self.cost + cost > self.maxBytes:
+        while self.cost + cost > self._budget:
             if not self.evictions:
                 # memcached -M: expired items still make room, live ones
                 # never do.
