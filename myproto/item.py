@@ -72,23 +72,24 @@ else:
     _EXPIRY = 32 + 12
 
 
-def _allocated(size: int) -> int:
-    if size > _SMALL:
-        size += 8
-    return (size + _ALIGN) & ~_ALIGN
-
-
-def itemCost(keyLength: int, valueLength: int, expires: bool) -> int:
+def itemCost(keyLength: int, valueLength: int, expires: float) -> int:
     """
     What an item takes from this process's memory, as measured for this
     interpreter.
 
     @param keyLength: the key's length in bytes.
     @param valueLength: the value's length in bytes.
-    @param expires: whether it has an expiry time.
+    @param expires: its expiry time, or 0 (only whether it has one counts).
     @return: bytes.
     """
-    cost = _FIXED + _allocated(_BYTES_HEADER + keyLength) + _allocated(_BYTES_HEADER + valueLength)
+    # The key's and the value's bytes objects, in the allocator's steps.
+    key = _BYTES_HEADER + keyLength
+    value = _BYTES_HEADER + valueLength
+    if key > _SMALL:
+        key += 8
+    if value > _SMALL:
+        value += 8
+    cost = _FIXED + ((key + _ALIGN) & ~_ALIGN) + ((value + _ALIGN) & ~_ALIGN)
     if expires:
         cost += _EXPIRY
     return cost
@@ -190,7 +191,7 @@ class Item:
         """
         What it takes from this process's memory (L{itemCost}).
         """
-        return itemCost(len(self.key), len(self.value), bool(self.expires))
+        return itemCost(len(self.key), len(self.value), self.expires)
 
     @property
     def fetched(self) -> bool:

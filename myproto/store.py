@@ -473,7 +473,7 @@ class MemoryStore:
         keyLength = len(key)
         valueLength = len(value)
         size = itemSize(keyLength, valueLength, flags, self.useCas)
-        cost = itemCost(keyLength, valueLength, bool(expires))
+        cost = itemCost(keyLength, valueLength, expires)
         if size > self.maxItemSize or cost > self._budget:
             self.stats.outOfMemory += 1
             return None
@@ -487,7 +487,9 @@ class MemoryStore:
         second = self._second
         if not second <= now < self._secondEnds:
             second = self._newSecond(now)
-        item = Item(key, value, flags, expires, self.nextCas(), second)
+        if self.useCas:
+            self._lastCas += 1
+        item = Item(key, value, flags, expires, self._lastCas if self.useCas else 0, second)
         items[key] = item
         self.bytes += size
         self.cost += cost
@@ -657,8 +659,12 @@ class MemoryStore:
             self.cost = 0
 
     def _uncount(self, item: Item) -> None:
-        self.bytes -= item.size
-        self.cost -= item.cost
+        # Item.size and Item.cost, without two property calls: a full store
+        # does this on every put.
+        keyLength = len(item.key)
+        valueLength = len(item.value)
+        self.bytes -= itemSize(keyLength, valueLength, item.flags, item.cas != 0)
+        self.cost -= itemCost(keyLength, valueLength, item.expires)
 
     def _makeRoom(self, cost: int, now: float) -> bool:
         """
