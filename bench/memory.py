@@ -58,6 +58,30 @@ def settle(server: servers.Server) -> int:
     return server.rss()
 
 
+def fill(sock: socket.socket, count: int, size: int, batch: int) -> int:
+    """
+    Store C{count} items of C{size} bytes, C{batch} pipelined sets at a
+    time.
+
+    @return: how many sets were refused (memcached, pressed hard at a small
+        C{-m}, now and then answers C{SERVER_ERROR out of memory storing
+        object} while its LRU tail is busy).
+    """
+    data = loadgen.value(size)
+    refused = 0
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        sock.sendall(b"".join(loadgen.setCommand(loadgen.key(done + i), data) for i in range(n)))
+        replies = loadgen.readUntil(sock, b"\r\n", n)
+        stored = replies.count(loadgen.STORED)
+        if stored + replies.count(b"SERVER_ERROR out of memory storing object\r\n") != n:
+            raise SystemExit("bench: unexpected replies: %r" % (replies[:200],))
+        refused += n - stored
+        done += n
+    return refused
+
+
 def fillPart(workdir: Path, python: str, size: int) -> list[str]:
     count = int(2 * LIMIT_MB * 1024 * 1024 / (size + 70))
     rows = []
@@ -67,17 +91,18 @@ def fillPart(workdir: Path, python: str, size: int) -> list[str]:
             before = server.rss()
             cpu = server.cpuSeconds()
             sock = loadgen.connect(server.port, None)
-            loadgen.fill(sock, count, size, 100 if size < 4096 else 10)
+            refused = fill(sock, count, size, 100 if size < 4096 else 10)
             sock.close()
             rss = settle(server)
             cpu = server.cpuSeconds() - cpu
             stats = server.stats()
             rows.append(
-                "| {} B | {} | {:,} | {:,} | {:.1f} | {:.1f} | {:.2f} | {:.1f} |".format(
+                "| {} B | {} | {:,} | {:,} | {:,} | {:.1f} | {:.1f} | {:.2f} | {:.1f} |".format(
                     size,
                     server.name,
                     int(stats["curr_items"]),
                     int(stats["evictions"]),
+                    refused,
                     before / 2**20,
                     rss / 2**20,
                     rss / (LIMIT_MB * 2**20),
@@ -163,8 +188,8 @@ def main() -> None:
         workdir = Path(directory)
         if "fill" in parts:
             print("\n-m {} filled with twice what memcached holds:\n".format(LIMIT_MB))
-            print("| value | server | items held | evictions | RSS empty (MiB) | RSS filled (MiB) | RSS / -m | CPU µs/set |")
-            print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+            print("| value | server | items held | evictions | refused | RSS empty (MiB) | RSS filled (MiB) | RSS / -m | CPU µs/set |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
             for size in map(int, args.sizes.split(",")):
                 fillPart(workdir, args.python, size)
         if "growth" in parts:

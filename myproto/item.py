@@ -13,6 +13,7 @@ items really take.
 
 from __future__ import annotations
 
+import os
 import sys
 
 # memcached's per-item header on a 64-bit build.  Counting items the way
@@ -54,6 +55,10 @@ if sys.implementation.name == "pypy":
     _ALIGN = 7
     _SMALL = sys.maxsize
     _EXPIRY = 24
+    # What replaced items leave behind until the next major collection,
+    # which PyPy's GC starts when the heap has grown this many times over
+    # what the last one kept (PyPy's default: 1.82), in 256ths.
+    _GARBAGE = int(256 * max(1.0, float(os.environ.get("PYPY_GC_MAJOR_COLLECT", "1.82"))))
 else:
     # CPython: the Item (8 slots, GC head: 96), a CAS unique (32) and the
     # index's share.  A full cache replaces items all the time, and each
@@ -72,10 +77,10 @@ else:
     _EXPIRY = 32 + 12
 
 
-def itemCost(keyLength: int, valueLength: int, expires: float) -> int:
+def _objectsCost(keyLength: int, valueLength: int, expires: float) -> int:
     """
-    What an item takes from this process's memory, as measured for this
-    interpreter.
+    What an item's objects take, as measured for this interpreter (on
+    CPython, all of L{itemCost}; PyPy adds its garbage).
 
     @param keyLength: the key's length in bytes.
     @param valueLength: the value's length in bytes.
@@ -93,6 +98,25 @@ def itemCost(keyLength: int, valueLength: int, expires: float) -> int:
     if expires:
         cost += _EXPIRY
     return cost
+
+
+if sys.implementation.name == "pypy":
+
+    def itemCost(keyLength: int, valueLength: int, expires: float) -> int:
+        """
+        What an item takes from this process's memory, its share of the
+        garbage the GC lets pile up included.
+
+        @param keyLength: the key's length in bytes.
+        @param valueLength: the value's length in bytes.
+        @param expires: its expiry time, or 0 (only whether it has one
+            counts).
+        @return: bytes.
+        """
+        return _objectsCost(keyLength, valueLength, expires) * _GARBAGE >> 8
+
+else:
+    itemCost = _objectsCost
 
 
 # Bits of L{Item.marks}.  One small int holds them all (CPython shares ints
