@@ -9,10 +9,8 @@ L{twisted.internet.task.Clock}), so tests can drive expiry deterministically.
 
 from __future__ import annotations
 
-import heapq
 import math
-from itertools import islice
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Callable, Iterator, Protocol
 
 from myproto.item import (
     ACTIVE,
@@ -26,6 +24,7 @@ from myproto.item import (
     itemSize,
     slabClass,
 )
+from myproto.lru import ClockHand, ExpiryBuckets, allowance
 
 __all__ = [
     "CAS_SIZE",
@@ -151,150 +150,91 @@ class StoreStats:
             self.expiredUnfetched += 1
 
 
-class ExpiryBuckets:
+class MemoryLimit:
     """
-    When items expire, by the whole second, so that
-    L{MemoryStore.sweepExpired} frees items nobody asks for again without
-    scanning the whole cache.
+    What a store's items cost against its limit, and eviction to keep them
+    within it: the part of L{MemoryStore} that counts.
 
-    An item is appended to the list of the second its expiry time rounds up
-    to: one list slot per item, where a heap of C{(time, item)} entries cost
-    a tuple each (64 bytes in CPython).  An entry is not taken out when its
-    item is replaced, deleted or given a new expiry time, which would cost a
-    search; it is skipped when its second comes, and such entries are
-    dropped in one pass once they outnumber the items held.
-    """
-
-    def __init__(self, items: Mapping[bytes, Item]) -> None:
-        # The store's items: an entry is current if its item is still there.
-        self._items = items
-        self._buckets: dict[int, list[Item]] = {}
-        # The seconds that have a bucket, as a heap: earliest first.
-        self._due: list[int] = []
-        self._entries = 0
-
-    def __len__(self) -> int:
-        return self._entries
-
-    def add(self, item: Item) -> None:
-        """
-        Note the expiry time of a held item that has one.
-        """
-        if self._entries > 2 * len(self._items) + 1024:
-            self._compact()
-        second = math.ceil(item.expires)
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            bucket = self._buckets[second] = []
-            heapq.heappush(self._due, second)
-        bucket.append(item)
-        self._entries += 1
-
-    def _compact(self) -> None:
-        items = self._items
-        kept = 0
-        for second, bucket in self._buckets.items():
-            bucket[:] = [
-                item
-                for item in bucket
-                if item.expires and math.ceil(item.expires) == second and items.get(item.key) is item
-            ]
-            kept += len(bucket)
-        self._entries = kept
-
-    def sweep(self, now: float, budget: int, reclaim: Callable[[Item], None]) -> int:
-        """
-        Take out up to C{budget} entries whose second has come by C{now},
-        earliest second first, and C{reclaim} the items still held that
-        have expired.
-
-        @return: how many items were reclaimed.
-        """
-        removed = 0
-        due = self._due
-        items = self._items
-        while due and budget > 0 and due[0] <= now:
-            bucket = self._buckets[due[0]]
-            while bucket and budget > 0:
-                item = bucket.pop()
-                budget -= 1
-                self._entries -= 1
-                # An item touched twice has two entries, and the first
-                # reclaims it; one touched to a later time is not due.
-                expires = item.expires
-                if expires and expires <= now and items.get(item.key) is item:
-                    reclaim(item)
-                    removed += 1
-            if not bucket:
-                del self._buckets[heapq.heappop(due)]
-        return removed
-
-    def clear(self) -> None:
-        """
-        Forget every entry, as when the store is flushed.
-        """
-        self._buckets.clear()
-        del self._due[:]
-        self._entries = 0
-
-
-def _budget(maxBytes: int) -> int:
-    """
-    What the items may cost under a limit of C{maxBytes}: 1/1024 more.
-    memcached counts whole 1 MiB slab pages, so C{-m 64} holds 64 items of
-    just under 1 MiB (memcached's t/lru.t counts on it), which cost a few
-    hundred bytes more each here.
-    """
-    return maxBytes + (maxBytes >> 10)
-
-
-class ClockHand:
-    """
-    The eviction hand over the store's items, a L{dict} in LRU order: it
-    gives the oldest item that has not been fetched since the hand last
-    passed it, and moves the ones that have (L{ACTIVE}) to the most
-    recently used end, clearing the mark (CLOCK, or memcached's cold LRU,
-    where an active item at the tail is moved up, not evicted).
+    @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts
+        (with a slack of 1/1024: see L{myproto.lru.allowance}).
+    @ivar evictions: whether live items are evicted to make room; without,
+        a store that only expired items could make room for fails (C{-M}).
+    @ivar bytes: the bytes currently held, as memcached counts them.
+    @ivar cost: the memory the items currently held take.
     """
 
-    def __init__(self, items: dict[bytes, Item]) -> None:
-        self._items = items
-        # The next items to look at, oldest last.
-        self._next: list[Item] = []
+    # Set by MemoryStore.__init__.
+    _items: dict[bytes, Item]
+    _hand: ClockHand
+    _expiries: ExpiryBuckets
+    _seconds: Callable[[], float]
+    _budget: int
+    stats: StoreStats
+    observer: IItemObserver | None
+    maxBytes: int
+    evictions: bool
+    bytes: int
+    cost: int
 
-    def clear(self) -> None:
+    def setMemoryLimit(self, maxBytes: int) -> None:
         """
-        Forget the items about to be looked at, as when the store is flushed.
-        """
-        del self._next[:]
+        Change the memory limit, evicting at once if the store is over it.
 
-    def victim(self) -> Item | None:
+        @param maxBytes: the new limit.
         """
-        @return: the next item to evict (still held), or L{None} if the
-            store is empty.
+        self.maxBytes = maxBytes
+        self._budget = allowance(maxBytes)
+        self._makeRoom(0, self._seconds())
+
+    def remove(self, item: Item) -> None:
         """
-        items = self._items
-        upcoming = self._next
-        while True:
-            if not upcoming:
-                if not items:
-                    return None
-                # The next stretch of the oldest items, taken at once: each
-                # dict iteration starts by skipping the slots the last
-                # evictions emptied, so one per eviction would be quadratic.
-                upcoming.extend(islice(items.values(), max(64, len(items) >> 8)))
-                upcoming.reverse()
-            item = upcoming.pop()
-            if items.get(item.key) is not item:
+        Remove an item just found, without looking it up again.
+
+        @param item: a live item returned by L{get} or L{peek}.
+        """
+        del self._items[item.key]
+        self._uncount(item)
+
+    def _uncount(self, item: Item) -> None:
+        # Item.size and Item.cost, without two property calls: a full store
+        # does this on every put.
+        keyLength = len(item.key)
+        valueLength = len(item.value)
+        self.bytes -= itemSize(keyLength, valueLength, item.flags, item.cas != 0)
+        self.cost -= itemCost(keyLength, valueLength, item.expires)
+
+    def _makeRoom(self, cost: int, now: float) -> bool:
+        """
+        Evict until an item costing C{cost} fits.
+
+        @return: whether it fits now.
+        """
+        while self.cost + cost > self._budget:
+            if not self.evictions:
+                # memcached -M: expired items still make room, live ones
+                # never do.
+                if not self._expiries.sweep(now, 1000, self._reclaim):
+                    return False
                 continue
-            if not item.marks & ACTIVE:
-                return item
-            item.marks &= ~ACTIVE
-            del items[item.key]
-            items[item.key] = item
+            victim = self._hand.victim()
+            if victim is None:
+                return False
+            if victim.expires and victim.expires <= now:
+                self._reclaim(victim)
+                continue
+            del self._items[victim.key]
+            self._uncount(victim)
+            self.stats.countEvicted(victim, now)
+            if self.observer is not None:
+                self.observer.itemEvicted(victim)
+        return True
+
+    def _reclaim(self, item: Item) -> None:
+        self.remove(item)
+        self.stats.countReclaimed(item)
 
 
-class MemoryStore:
+class MemoryStore(MemoryLimit):
     """
     An in-memory cache with memcached's item semantics.
 
@@ -314,15 +254,9 @@ class MemoryStore:
     rather than holding one each.
 
     @ivar startedAt: clock seconds when the store was made.
-    @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts
-        (with a slack of 1/1024: see L{_budget}).
     @ivar maxItemSize: the largest single item, in the bytes L{itemSize}
         counts.
     @ivar useCas: whether new items get CAS uniques.
-    @ivar evictions: whether live items are evicted to make room; without,
-        a store that only expired items could make room for fails (C{-M}).
-    @ivar bytes: the bytes currently held, as memcached counts them.
-    @ivar cost: the memory the items currently held take.
     @ivar stats: the item-level counters.
     @ivar observer: told about every lookup and eviction while it is set;
         L{None} (the usual case) costs one attribute check per lookup.
@@ -346,7 +280,7 @@ class MemoryStore:
         self._secondEnds = self.startedAt + 1
         self._restoredAccess = 0.0
         self.maxBytes = maxBytes
-        self._budget = _budget(maxBytes)
+        self._budget = allowance(maxBytes)
         self.maxItemSize = maxItemSize
         self.useCas = useCas
         self.evictions = evictions
@@ -593,15 +527,6 @@ class MemoryStore:
         self.remove(item)
         return True
 
-    def remove(self, item: Item) -> None:
-        """
-        Remove an item just found, without looking it up again.
-
-        @param item: a live item returned by L{get} or L{peek}.
-        """
-        del self._items[item.key]
-        self._uncount(item)
-
     def flush(self, delay: float = 0) -> None:
         """
         Invalidate every item, now or after C{delay} seconds.
@@ -613,16 +538,6 @@ class MemoryStore:
         now = self._seconds()
         self._flushAt = now + max(delay, 0)
         self._applyPendingFlush(now)
-
-    def setMemoryLimit(self, maxBytes: int) -> None:
-        """
-        Change the memory limit, evicting at once if the store is over it.
-
-        @param maxBytes: the new limit.
-        """
-        self.maxBytes = maxBytes
-        self._budget = _budget(maxBytes)
-        self._makeRoom(0, self._seconds())
 
     # Housekeeping
 
@@ -657,41 +572,3 @@ class MemoryStore:
             self._hand.clear()
             self.bytes = 0
             self.cost = 0
-
-    def _uncount(self, item: Item) -> None:
-        # Item.size and Item.cost, without two property calls: a full store
-        # does this on every put.
-        keyLength = len(item.key)
-        valueLength = len(item.value)
-        self.bytes -= itemSize(keyLength, valueLength, item.flags, item.cas != 0)
-        self.cost -= itemCost(keyLength, valueLength, item.expires)
-
-    def _makeRoom(self, cost: int, now: float) -> bool:
-        """
-        Evict until an item costing C{cost} fits.
-
-        @return: whether it fits now.
-        """
-        while self.cost + cost > self._budget:
-            if not self.evictions:
-                # memcached -M: expired items still make room, live ones
-                # never do.
-                if not self._expiries.sweep(now, 1000, self._reclaim):
-                    return False
-                continue
-            victim = self._hand.victim()
-            if victim is None:
-                return False
-            if victim.expires and victim.expires <= now:
-                self._reclaim(victim)
-                continue
-            del self._items[victim.key]
-            self._uncount(victim)
-            self.stats.countEvicted(victim, now)
-            if self.observer is not None:
-                self.observer.itemEvicted(victim)
-        return True
-
-    def _reclaim(self, item: Item) -> None:
-        self.remove(item)
-        self.stats.countReclaimed(item)

@@ -25,6 +25,7 @@ ORDER = [
     "myproto.stats",
     "myproto.auth",
     "myproto.item",
+    "myproto.lru",
     "myproto.store",
     # Bytes to requests, results to bytes.
     "myproto.wire.numbers",
