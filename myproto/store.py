@@ -26,6 +26,10 @@ from myproto.item import (
 )
 from myproto.lru import ClockHand, ExpiryBuckets, allowance
 
+# What itemSize counts besides the key, the value and the optional fields:
+# the header, the key's terminator and the value's CRLF.
+_HEADER_AND_ENDS = ITEM_HEADER_SIZE + 1 + 2
+
 __all__ = [
     "CAS_SIZE",
     "EXPIRED",
@@ -130,17 +134,6 @@ class StoreStats:
         for name in self.__slots__:
             setattr(self, name, 0)
 
-    def countEvicted(self, item: Item, now: float) -> None:
-        """
-        Count a live item evicted to make room.
-        """
-        self.evictions += 1
-        self.evictedTime = int(now - item.lastAccess)
-        if item.expires:
-            self.evictedNonzero += 1
-        if not item.marks & FETCHED:
-            self.evictedUnfetched += 1
-
     def countReclaimed(self, item: Item) -> None:
         """
         Count an expired item whose memory was taken back.
@@ -196,11 +189,16 @@ class MemoryLimit:
         self._uncount(item)
 
     def _uncount(self, item: Item) -> None:
-        # Item.size and Item.cost, without two property calls: a full store
-        # does this on every put.
+        # Item.size (itemSize inlined) and Item.cost without property calls:
+        # a full store does this on every put.
         keyLength = len(item.key)
         valueLength = len(item.value)
-        self.bytes -= itemSize(keyLength, valueLength, item.flags, item.cas != 0)
+        size = _HEADER_AND_ENDS + keyLength + valueLength
+        if item.cas:
+            size += CAS_SIZE
+        if item.flags:
+            size += FLAGS_SIZE
+        self.bytes -= size
         self.cost -= itemCost(keyLength, valueLength, item.expires)
 
     def _makeRoom(self, cost: int, now: float) -> bool:
@@ -224,7 +222,15 @@ class MemoryLimit:
                 continue
             del self._items[victim.key]
             self._uncount(victim)
-            self.stats.countEvicted(victim, now)
+            # StoreStats.countEvicted, inlined: a full store evicts on
+            # every put.
+            stats = self.stats
+            stats.evictions += 1
+            stats.evictedTime = int(now - victim.lastAccess)
+            if victim.expires:
+                stats.evictedNonzero += 1
+            if not victim.marks & FETCHED:
+                stats.evictedUnfetched += 1
             if self.observer is not None:
                 self.observer.itemEvicted(victim)
         return True
