@@ -1240,3 +1240,50 @@ class ItemCostTests(SynchronousTestCase):
         self.assertEqual(store.cost, 100 * itemCost(16, 100, False))
         self.assertEqual(store.bytes, 100 * itemSize(16, 100, 0, True))
         self.assertEqual(store.stats.evictions, 900)
+
+
+class DisableEvictionsTests(SynchronousTestCase):
+    """
+    With evictions off (C{-M}), a full store refuses new items instead of
+    evicting live ones; expired items still make room.
+    """
+
+    def setUp(self) -> None:
+        self.size = itemCost(1, 4, False)
+        clock = Clock()
+        clock.advance(START)
+        self.clock = clock
+        self.store = MemoryStore(clock, maxBytes=2 * self.size, evictions=False)
+
+    def test_refusesWhenFull(self) -> None:
+        """
+        The item that does not fit is refused and counted in C{outOfMemory};
+        the items held stay, and nothing is evicted.
+        """
+        self.assertIsNotNone(self.store.put(b"a", b"vvvv", 0, NEVER))
+        self.assertIsNotNone(self.store.put(b"b", b"vvvv", 0, NEVER))
+        self.assertIsNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.assertEqual(keysOf(self.store), [b"a", b"b"])
+        self.assertEqual((self.store.stats.evictions, self.store.stats.outOfMemory), (0, 1))
+
+    def test_replacingFits(self) -> None:
+        """
+        A new version of a held item takes its old one's room.
+        """
+        self.store.put(b"a", b"vvvv", 0, NEVER)
+        self.store.put(b"b", b"vvvv", 0, NEVER)
+        self.assertIsNotNone(self.store.put(b"a", b"wwww", 0, NEVER))
+        self.assertEqual(self.store.get(b"a").value, b"wwww")  # type: ignore[union-attr]
+
+    def test_expiredMakeRoom(self) -> None:
+        """
+        An expired item is reclaimed to make room, as memcached's -M does.
+        """
+        self.store.setMemoryLimit(self.size + itemCost(1, 4, True))
+        self.store.put(b"a", b"vvvv", 0, START + 5)
+        self.store.put(b"b", b"vvvv", 0, NEVER)
+        self.assertIsNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.clock.advance(5)
+        self.assertIsNotNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.assertEqual(keysOf(self.store), [b"b", b"c"])
+        self.assertEqual((self.store.stats.evictions, self.store.stats.reclaimed), (0, 1))
