@@ -5,6 +5,12 @@ values under 16-byte keys, best of five rounds of process time, µs a call.
     python bench/storecpu.py                 # this checkout
     python bench/storecpu.py OTHER_CHECKOUT  # another one's myproto
 
+For instruction counts, which a shared machine does not disturb, run one
+kind of call 20,000 times under callgrind, and again with C{none} (the
+set-up alone); the difference over 20,000 is instructions a call:
+
+    valgrind --tool=callgrind python bench/storecpu.py --count get [CHECKOUT]
+
 Puts are timed three ways: new keys into a store with room, new keys into a
 full store (one eviction each), and keys already held (one replacement
 each).  Gets: hits on random held keys, and misses.
@@ -17,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parent.parent))
+_ARGS = sys.argv[3:] if sys.argv[1:2] == ["--count"] else sys.argv[1:]
+sys.path.insert(0, _ARGS[0] if _ARGS else str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet.task import Clock  # noqa: E402
 
@@ -61,5 +68,36 @@ def main() -> None:
         print("| {} | {:.2f} |".format(name, best[name]))
 
 
+def count(kind: str, calls: int = 20_000) -> None:
+    """
+    Make a store of 20,000 items, then make C{calls} calls of one C{kind}:
+    C{get}, C{replace}, C{new}, C{evict} (a new key into the full store) or
+    C{none}.
+    """
+    clock = Clock()
+    clock.advance(1e9)
+    store = MemoryStore(clock, maxBytes=1 << 40)
+    keys = [b"key:%012d" % (index,) for index in range(20_000)]
+    value = bytes(100)
+    for key in keys:
+        store.put(key, value, 0, 0.0)
+    if kind == "evict":
+        store.setMemoryLimit(getattr(store, "cost", store.bytes))
+    new = [b"new:%012d" % (index,) for index in range(calls)]
+    held = [keys[index * 7919 % len(keys)] for index in range(calls)]
+    if kind == "get":
+        for key in held:
+            store.get(key)
+    elif kind == "replace":
+        for key in held:
+            store.put(key, value, 0, 0.0)
+    elif kind in ("new", "evict"):
+        for key in new:
+            store.put(key, value, 0, 0.0)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--count"]:
+        count(sys.argv[2])
+    else:
+        main()

@@ -221,9 +221,17 @@ class MemoryLimit:
                 self._reclaim(victim)
                 continue
             del self._items[victim.key]
-            self._uncount(victim)
-            # StoreStats.countEvicted, inlined: a full store evicts on
-            # every put.
+            # _uncount and StoreStats' counting, inlined: a full store
+            # evicts on every put.
+            keyLength = len(victim.key)
+            valueLength = len(victim.value)
+            size = _HEADER_AND_ENDS + keyLength + valueLength
+            if victim.cas:
+                size += CAS_SIZE
+            if victim.flags:
+                size += FLAGS_SIZE
+            self.bytes -= size
+            self.cost -= itemCost(keyLength, valueLength, victim.expires)
             stats = self.stats
             stats.evictions += 1
             stats.evictedTime = int(now - victim.lastAccess)
@@ -412,7 +420,12 @@ class MemoryStore(MemoryLimit):
             self._applyPendingFlush(now)
         keyLength = len(key)
         valueLength = len(value)
-        size = itemSize(keyLength, valueLength, flags, self.useCas)
+        # itemSize, inlined: every set comes here.
+        size = _HEADER_AND_ENDS + keyLength + valueLength
+        if self.useCas:
+            size += CAS_SIZE
+        if flags:
+            size += FLAGS_SIZE
         cost = itemCost(keyLength, valueLength, expires)
         if size > self.maxItemSize or cost > self._budget:
             self.stats.outOfMemory += 1
@@ -420,7 +433,18 @@ class MemoryStore(MemoryLimit):
         items = self._items
         old = items.pop(key, None)
         if old is not None:
-            self._uncount(old)
+            if (
+                len(old.value) == valueLength
+                and (old.flags == 0) == (flags == 0)
+                and (old.expires == 0) == (expires == 0)
+                and (old.cas == 0) != self.useCas
+            ):
+                # The usual replacement, a value of the same length: the
+                # same size and cost as the new item, without computing them.
+                self.bytes -= size
+                self.cost -= cost
+            else:
+                self._uncount(old)
         if self.cost + cost > self._budget and not self._makeRoom(cost, now):
             self.stats.outOfMemory += 1
             return None
