@@ -148,6 +148,10 @@ class MemoryLimit:
     What a store's items cost against its limit, and eviction to keep them
     within it: the part of L{MemoryStore} that counts.
 
+    Two totals are kept: L{bytes}, memcached's count (L{itemSize}), which
+    C{stats} reports, and L{cost}, what the items take from this process's
+    memory (L{itemCost}), which eviction keeps within L{maxBytes}.
+
     @ivar maxBytes: the memory limit, in the bytes L{itemCost} counts
         (with a slack of 1/1024: see L{myproto.lru.allowance}).
     @ivar evictions: whether live items are evicted to make room; without,
@@ -258,10 +262,6 @@ class MemoryStore(MemoryLimit):
     (an L{collections.OrderedDict} link cost 48 bytes an item), and the
     L{ClockHand} gives such items a second chance.  Items with an expiry
     time are also noted in L{ExpiryBuckets}, for L{sweepExpired}.
-
-    Two totals are kept: L{bytes}, memcached's count (L{itemSize}), which
-    C{stats} reports, and L{cost}, what the items take from this process's
-    memory (L{itemCost}), which eviction keeps within L{maxBytes}.
 
     Last-access times are whole seconds counted from L{startedAt}, as
     memcached's are: items used within the same second share one float
