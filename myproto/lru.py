@@ -131,8 +131,10 @@ class ClockHand:
         """
         del self._next[:]
 
-    def victim(self) -> Item | None:
+    def victim(self, stretch: int) -> Item | None:
         """
+        @param stretch: how many of the oldest items to take at once when
+            the hand needs more.
         @return: the next item to evict (still held), or L{None} if the
             store is empty.
         """
@@ -145,7 +147,7 @@ class ClockHand:
                 # The next stretch of the oldest items, taken at once: each
                 # dict iteration starts by skipping the slots the last
                 # evictions emptied, so one per eviction would be quadratic.
-                upcoming.extend(islice(items.values(), max(64, len(items) >> 8)))
+                upcoming.extend(islice(items.values(), stretch))
                 upcoming.reverse()
             item = upcoming.pop()
             if items.get(item.key) is not item:

@@ -211,6 +211,11 @@ class MemoryLimit:
 
         @return: whether it fits now.
         """
+        # Items the hand has taken but not reached stay in memory even if
+        # deleted meanwhile: take about 1/256 of the limit's worth, which
+        # also bounds the emptied slots each stretch skips to about 256
+        # an eviction, whatever the items' size.
+        stretch = (self.maxBytes >> 8) * len(self._items) // (self.cost or 1) + 1
         while self.cost + cost > self._budget:
             if not self.evictions:
                 # memcached -M: expired items still make room, live ones
@@ -218,7 +223,7 @@ class MemoryLimit:
                 if not self._expiries.sweep(now, 1000, self._reclaim):
                     return False
                 continue
-            victim = self._hand.victim()
+            victim = self._hand.victim(stretch)
             if victim is None:
                 return False
             if victim.expires and victim.expires <= now:
