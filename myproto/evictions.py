@@ -47,6 +47,8 @@ class EvictionSummary:
                 count=count,
                 interval=self.interval,
                 unfetched=never,
-                bytes=self._store.bytes,
+                # What -m bounds: what the items cost (stats' "bytes" is
+                # memcached's smaller count of them).
+                bytes=self._store.cost,
                 limit=self._store.maxBytes,
             )

@@ -305,6 +305,7 @@ def buildServer(
         maxBytes=settings.memoryLimit,
         maxItemSize=settings.maxItemSize,
         useCas=settings.useCas,
+        evictions=settings.evictions,
     )
     factory = CacheServerFactory(store, reactor, settings)
     snapshot: list[IService] = []

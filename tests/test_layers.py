@@ -24,6 +24,8 @@ ORDER = [
     "myproto.config",
     "myproto.stats",
     "myproto.auth",
+    "myproto.item",
+    "myproto.lru",
     "myproto.store",
     "myproto.secondflush",
     # Bytes to requests, results to bytes.

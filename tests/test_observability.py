@@ -31,7 +31,7 @@ from myproto.config import ServerSettings, listenFacts, splitDescription
 from myproto.conns import describeAddress
 from myproto.service import DRAIN_NAME, METRICS_NAME
 from myproto.evictions import EvictionSummary
-from myproto.store import MemoryStore
+from myproto.store import MemoryStore, itemCost
 from tests.helpers import (
     MEMCACHED_GENERAL_STATS,
     MEMCACHED_SETTINGS,
@@ -467,7 +467,8 @@ class WatchTests(SynchronousTestCase):
         An eviction is logged with the item's fetched flag, remaining TTL,
         seconds since last access and value size.
         """
-        self.server.store.setMemoryLimit(300)
+        # Room for one: the new item evicts the old.
+        self.server.store.setMemoryLimit(itemCost(3, 100, True))
         client = self.server.connect()
         client.send(b"set old 0 100 100\r\n" + b"v" * 100 + b"\r\nget old\r\n")
         self.server.clock.advance(7)
@@ -1003,7 +1004,7 @@ class LogEventTests(SynchronousTestCase):
         there were none.
         """
         clock = Clock()
-        store = MemoryStore(clock, maxBytes=300)
+        store = MemoryStore(clock, maxBytes=itemCost(2, 100, False))
         summary = EvictionSummary(store)
         for index in range(5):
             store.put(b"k%d" % (index,), b"v" * 100, 0, 0.0)
@@ -1018,7 +1019,7 @@ class LogEventTests(SynchronousTestCase):
         After C{stats reset} zeroes the counters, evictions count from zero.
         """
         clock = Clock()
-        store = MemoryStore(clock, maxBytes=300)
+        store = MemoryStore(clock, maxBytes=itemCost(2, 100, False))
         summary = EvictionSummary(store)
         for index in range(5):
             store.put(b"k%d" % (index,), b"v" * 100, 0, 0.0)

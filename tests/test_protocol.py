@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from myproto.config import ServerSettings
 from myproto.protocol import CacheServerFactory, CacheServerProtocol
-from myproto.store import MemoryStore
+from myproto.store import MemoryStore, itemCost
 from tests.helpers import (
     MEMCACHED_GENERAL_STATS,
     MEMCACHED_ITEM_STATS,
@@ -2129,15 +2129,20 @@ class StatsTests(ProtocolTestCase):
     def test_evictions(self) -> None:
         """
         Storing over the memory limit evicts the least recently used items,
-        counted in C{evictions} and C{evicted_unfetched}.
+        counted in C{evictions} and C{evicted_unfetched}; the limit counts
+        what items cost in memory, C{bytes} what memcached counts.  An item
+        read twice since it was stored is kept, as memcached keeps an
+        active item.
         """
         size = 61  # a one-byte key and value, as memcached counts it
-        settings = ServerSettings(memoryLimit=3 * size)
+        cost = itemCost(1, 1, False)
+        settings = ServerSettings(memoryLimit=3 * cost)
         self.assertStats(
             [
                 b"set a 0 0 1\r\nx\r\n",
                 b"set b 0 0 1\r\nx\r\n",
                 b"set c 0 0 1\r\nx\r\n",
+                b"get a\r\n",
                 b"get a\r\n",
                 b"set d 0 0 1\r\nx\r\n",
                 b"set e 0 0 1\r\nx\r\n",
@@ -2148,7 +2153,7 @@ class StatsTests(ProtocolTestCase):
                 "curr_items": 3,
                 "total_items": 5,
                 "bytes": 3 * size,
-                "limit_maxbytes": 3 * size,
+                "limit_maxbytes": 3 * cost,
             },
             settings=settings,
         )
@@ -2158,11 +2163,12 @@ class StatsTests(ProtocolTestCase):
                 b"set b 0 0 1\r\nx\r\n",
                 b"set c 0 0 1\r\nx\r\n",
                 b"get a\r\n",
+                b"get a\r\n",
                 b"set d 0 0 1\r\nx\r\n",
                 b"get a b c d\r\n",
             ],
             b"STORED\r\n" * 3
-            + b"VALUE a 0 1\r\nx\r\nEND\r\n"
+            + b"VALUE a 0 1\r\nx\r\nEND\r\n" * 2
             + b"STORED\r\n"
             + b"VALUE a 0 1\r\nx\r\nVALUE c 0 1\r\nx\r\nVALUE d 0 1\r\nx\r\nEND\r\n",
             settings=settings,

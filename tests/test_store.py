@@ -5,13 +5,15 @@ L{Clock}.
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from myproto.secondflush import SecondFlushStore
-from myproto.store import NEVER, Item, MemoryStore, itemSize
+from myproto.store import NEVER, Item, MemoryStore, itemCost, itemSize
 
 # A plausible wall-clock start, so that absolute times look like unix times.
 START = 1_700_000_000.0
@@ -681,12 +683,14 @@ class HeapCompactionTests(SynchronousTestCase):
 
 class LRUTests(SynchronousTestCase):
     """
-    Over the memory limit, the least recently used items are evicted.
+    Over the memory limit, the least recently used items are evicted; an
+    item fetched since the eviction hand last passed it gets a second
+    chance, as in memcached's segmented LRU.
     """
 
     def setUp(self) -> None:
         # Room for exactly three items of one-byte keys and four-byte values.
-        self.size = itemSize(1, 4, 0, True)
+        self.size = itemCost(1, 4, False)
         self.store, self.clock = makeStore(maxBytes=3 * self.size)
 
     def put(self, *keys: bytes, expires: float = NEVER) -> None:
@@ -702,13 +706,18 @@ class LRUTests(SynchronousTestCase):
         self.put(b"d")
         self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
         self.assertEqual(self.store.stats.evictions, 1)
-        self.assertEqual(self.store.bytes, 3 * self.size)
+        self.assertEqual(self.store.cost, 3 * self.size)
+        self.assertEqual(self.store.bytes, 3 * itemSize(1, 4, 0, True))
 
     def test_getMovesToMostRecent(self) -> None:
         """
-        Reading an item saves it from being the next victim.
+        Reading an item twice saves it from being the next victim: the hand
+        moves it to the most recently used end instead.  The first read only
+        marks it fetched, as in memcached.
         """
         self.put(b"a", b"b", b"c")
+        self.store.get(b"a")
+        self.store.get(b"b")
         self.store.get(b"a")
         self.put(b"d")
         self.assertEqual(keysOf(self.store), [b"c", b"a", b"d"])
@@ -748,7 +757,8 @@ class LRUTests(SynchronousTestCase):
         An item needing the room of two evicts the two oldest.
         """
         self.put(b"a", b"b", b"c")
-        big = b"v" * (4 + self.size)
+        # The shortest value that needs more than one item's room.
+        big = b"v" * next(n for n in range(4, 10000) if itemCost(1, n, False) > self.size)
         self.assertIsNotNone(self.store.put(b"e", big, 0, NEVER))
         self.assertEqual(keysOf(self.store), [b"c", b"e"])
         self.assertEqual(self.store.stats.evictions, 2)
@@ -759,12 +769,14 @@ class LRUTests(SynchronousTestCase):
         C{evictedUnfetched} counts victims never read; C{evictedNonzero}
         counts victims that had an expiry time.
         """
+        # An expiry time costs more: room for it and two others.
+        self.store, self.clock = makeStore(maxBytes=2 * self.size + itemCost(1, 4, True))
         self.put(b"a")
         self.put(b"b", expires=START + 1000)
         self.put(b"c")
         self.store.get(b"a")
         self.store.get(b"c")
-        # LRU order is now b, a, c.
+        # Each read once: no second chances.
         self.put(b"d", b"e")
         stats = self.store.stats
         self.assertEqual(keysOf(self.store), [b"c", b"d", b"e"])
@@ -774,6 +786,7 @@ class LRUTests(SynchronousTestCase):
         """
         An expired item pushed out to make room is reclaimed, not evicted.
         """
+        self.store, self.clock = makeStore(maxBytes=2 * self.size + itemCost(1, 4, True))
         self.put(b"a", expires=START + 5)
         self.put(b"b", b"c")
         self.clock.advance(5)
@@ -784,11 +797,15 @@ class LRUTests(SynchronousTestCase):
 
     def test_itemsOrder(self) -> None:
         """
-        L{MemoryStore.items} lists least recently used first.
+        L{MemoryStore.items} lists least recently stored first; a fetch does
+        not move an item until the eviction hand passes it.
         """
         self.put(b"c", b"a", b"b")
         self.store.get(b"c")
-        self.assertEqual(keysOf(self.store), [b"a", b"b", b"c"])
+        self.store.get(b"c")
+        self.assertEqual(keysOf(self.store), [b"c", b"a", b"b"])
+        self.put(b"d")
+        self.assertEqual(keysOf(self.store), [b"b", b"c", b"d"])
 
     def test_lowerLimit(self) -> None:
         """
@@ -848,11 +865,11 @@ class SizeLimitTests(SynchronousTestCase):
         An item exactly the size of the memory limit fits, evicting the
         rest.
         """
-        store, _ = makeStore(maxBytes=500, maxItemSize=10000)
+        store, _ = makeStore(maxBytes=itemCost(1, 400, False), maxItemSize=10000)
         store.put(b"a", b"v", 0, NEVER)
-        self.assertIsNotNone(store.put(b"b", b"v" * (500 - itemSize(1, 0, 0, True)), 0, NEVER))
+        self.assertIsNotNone(store.put(b"b", b"v" * 400, 0, NEVER))
         self.assertEqual(keysOf(store), [b"b"])
-        self.assertEqual(store.bytes, 500)
+        self.assertEqual((store.bytes, store.cost), (itemSize(1, 400, 0, True), store.maxBytes))
 
 
 class MemoryAccountingTests(SynchronousTestCase):
@@ -884,7 +901,8 @@ class MemoryAccountingTests(SynchronousTestCase):
                 if item is not None and item.value:
                     store.updateInPlace(item, b"1".ljust(len(item.value)))
             self.assertEqual(store.bytes, liveBytes(store), step)
-            self.assertLessEqual(store.bytes, store.maxBytes)
+            self.assertEqual(store.cost, sum(item.cost for item in store.items()), step)
+            self.assertLessEqual(store.cost, store.maxBytes + store.maxBytes // 1024)
         self.assertGreater(store.stats.evictions, 0)
 
     def test_expiryAndSweep(self) -> None:
@@ -1036,10 +1054,10 @@ class ItemTests(SynchronousTestCase):
         """
         An item starts unfetched, last used at its creation.
         """
-        item = Item(b"k", b"v", 3, 10.0, 7, 61, 5.0)
+        item = Item(b"k", b"v", 3, 10.0, 7, 5.0)
         self.assertEqual(
             (item.key, item.value, item.flags, item.expires, item.cas, item.size),
-            (b"k", b"v", 3, 10.0, 7, 61),
+            (b"k", b"v", 3, 10.0, 7, itemSize(1, 1, 3, True)),
         )
         self.assertFalse(item.fetched)
         self.assertEqual(item.lastAccess, 5.0)
@@ -1050,7 +1068,7 @@ class ItemTests(SynchronousTestCase):
         C{stale}, C{tokenSent} and C{keyBinary} share one slot but are set
         and cleared independently.
         """
-        item = Item(b"k", b"v", 0, 0.0, 1, 52, 5.0)
+        item = Item(b"k", b"v", 0, 0.0, 1, 5.0)
         item.stale = True
         item.keyBinary = True
         self.assertEqual((item.stale, item.tokenSent, item.keyBinary), (True, False, True))
@@ -1178,3 +1196,146 @@ class SecondFlushStoreTests(SynchronousTestCase):
         self.clock.advance(5)
         self.store.put(b"k", b"v", 0, 0)
         self.assertIsNotNone(self.store.get(b"k"))
+
+
+class ItemCostTests(SynchronousTestCase):
+    """
+    L{itemCost}, which eviction counts, is what items really take from the
+    process: measured here with C{tracemalloc}, which sees every allocation
+    CPython makes for them (bench/memory.py checks RSS, and PyPy).
+    """
+
+    def measure(self, shapes: list[tuple[int, int, bool]]) -> tuple[int, int]:
+        """
+        Store items of these (key length, value length, expires) shapes,
+        keys and values made inside the measurement so that only the store
+        holds them, as when they come off the wire.
+
+        @return: the bytes allocated and still held, and the store's count
+            of them, the index's share included.
+        """
+        store, _ = makeStore(maxBytes=2**40, maxItemSize=2**30)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for index, (keyLength, valueLength, expires) in enumerate(shapes):
+                key = (b"%d:" % (index,)).ljust(keyLength, b"k")
+                value = bytes(valueLength)
+                store.put(key, value, index % 3, START + 100 + index % 50 if expires else NEVER)
+            del key, value
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(len(store), len(shapes))
+        return held, store.cost
+
+    def assertClose(self, held: int, counted: int) -> None:
+        """
+        The count is never below what was allocated, and at most 25% above:
+        C{tracemalloc} sees the sizes asked for, not the allocator's 16-byte
+        steps that the count (and RSS) include, up to 15 bytes an object;
+        and the index's share is counted at what it is in a full cache
+        that replaces items (C{INDEX_COST}), more than in one only filled.
+        """
+        message = "held {}, counted {}".format(held, counted)
+        self.assertGreaterEqual(counted, held, message)
+        self.assertLess(counted, held * 1.25, message)
+
+    def test_smallItems(self) -> None:
+        """
+        Small values (100 bytes, 16-byte keys: bench (f)'s shape), none with
+        an expiry time, cost what L{itemCost} says.
+        """
+        self.assertClose(*self.measure([(16, 100, False)] * 20000))
+
+    def test_mixedItems(self) -> None:
+        """
+        Keys of 5 to 250 bytes, values of 0 bytes to 64 KiB, half with an
+        expiry time.
+        """
+        rng = random.Random(18)
+        shapes = [
+            (rng.randrange(5, 251), rng.choice([0, 10, 100, 500, 600, 1024, 5000, 65536]), rng.random() < 0.5)
+            for _ in range(5000)
+        ]
+        self.assertClose(*self.measure(shapes))
+
+    def test_fullCacheReplacing(self) -> None:
+        """
+        In a full cache that keeps replacing its items, what is held stays
+        within 10% of the limit's count, whatever the size: the index's
+        table, which grows in powers of two, is the part that varies.
+        """
+        for count in (20000, 45000):
+            store, _ = makeStore(maxBytes=count * itemCost(16, 100, False))
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                for index in range(4 * count):
+                    store.put(b"%016d" % (index,), bytes(100), 0, NEVER)
+                held = tracemalloc.get_traced_memory()[0] - before
+            finally:
+                tracemalloc.stop()
+            self.assertLess(abs(store.cost - held), held * 0.1, (count, held, store.cost))
+
+    def test_evictionHonoursCost(self) -> None:
+        """
+        A full store never holds more than its limit in L{itemCost}s, and
+        C{bytes} stays memcached's count of the same items.
+        """
+        store, _ = makeStore(maxBytes=100 * itemCost(16, 100, False))
+        for index in range(1000):
+            store.put(b"%016d" % (index,), b"v" * 100, 0, NEVER)
+        self.assertEqual(len(store), 100)
+        self.assertEqual(store.cost, 100 * itemCost(16, 100, False))
+        self.assertEqual(store.bytes, 100 * itemSize(16, 100, 0, True))
+        self.assertEqual(store.stats.evictions, 900)
+
+
+class DisableEvictionsTests(SynchronousTestCase):
+    """
+    With evictions off (C{-M}), a full store refuses new items instead of
+    evicting live ones; expired items still make room.
+    """
+
+    def setUp(self) -> None:
+        self.size = itemCost(1, 4, False)
+        clock = Clock()
+        clock.advance(START)
+        self.clock = clock
+        self.store = MemoryStore(clock, maxBytes=2 * self.size, evictions=False)
+
+    def test_refusesWhenFull(self) -> None:
+        """
+        The item that does not fit is refused and counted in C{outOfMemory};
+        the items held stay, and nothing is evicted.
+        """
+        self.assertIsNotNone(self.store.put(b"a", b"vvvv", 0, NEVER))
+        self.assertIsNotNone(self.store.put(b"b", b"vvvv", 0, NEVER))
+        self.assertIsNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.assertEqual(keysOf(self.store), [b"a", b"b"])
+        self.assertEqual((self.store.stats.evictions, self.store.stats.outOfMemory), (0, 1))
+
+    def test_replacingFits(self) -> None:
+        """
+        A new version of a held item takes its old one's room.
+        """
+        self.store.put(b"a", b"vvvv", 0, NEVER)
+        self.store.put(b"b", b"vvvv", 0, NEVER)
+        self.assertIsNotNone(self.store.put(b"a", b"wwww", 0, NEVER))
+        self.assertEqual(self.store.get(b"a").value, b"wwww")  # type: ignore[union-attr]
+
+    def test_expiredMakeRoom(self) -> None:
+        """
+        An expired item is reclaimed to make room, as memcached's -M does.
+        """
+        self.store.setMemoryLimit(self.size + itemCost(1, 4, True))
+        self.store.put(b"a", b"vvvv", 0, START + 5)
+        self.store.put(b"b", b"vvvv", 0, NEVER)
+        self.assertIsNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.clock.advance(5)
+        self.assertIsNotNone(self.store.put(b"c", b"vvvv", 0, NEVER))
+        self.assertEqual(keysOf(self.store), [b"b", b"c"])
+        self.assertEqual((self.store.stats.evictions, self.store.stats.reclaimed), (0, 1))

@@ -195,7 +195,12 @@ def completeStorage(request: BinaryRequest, value: bytes, cache: Cache, replies:
     try:
         outcome, item = storeItem(cache, mode, request.key, value, flags, expires, request.cas)
     except ServerError:
-        outcome, item = NOT_STORED, None
+        # No memory for it (the only ServerError after admission; -M).
+        # memcached's binary path does not count it in store_no_memory.
+        cache.stats.storeNoMemory -= 1
+        message = binary.STORE_NO_MEMORY
+        replies.append(response(request, binary.ENOMEM, valueLength=len(message)) + message)
+        return
     if outcome is STORED:
         if not request.quiet:
             assert item is not None

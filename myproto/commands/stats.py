@@ -273,7 +273,7 @@ def settingsStats(cache: Cache) -> Pairs:
         ("inter", (listening.interface if tcp else None) or "NULL"),
         ("verbosity", cache.verbosity),
         ("oldest", cache.oldestLive),
-        ("evictions", "on"),
+        ("evictions", "on" if cache.store.evictions else "off"),
         ("domain_socket", listening.unixPath if unix else "NULL"),
         ("umask", "%o" % (listening.unixMode if unix else settings.unixMask,)),
         ("shutdown_command", _yes(settings.enableShutdown)),

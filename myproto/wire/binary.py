@@ -113,6 +113,10 @@ SASL_MECHANISMS = b"PLAIN"
 SASL_AUTHENTICATED = b"Authenticated"
 SASL_MECHANISM_MAX_LENGTH = 32
 
+# memcached's message when a storage command finds no memory (its
+# out_of_memory() strips "SERVER_ERROR " from the text reply).
+STORE_NO_MEMORY = b"Out of memory allocating item"
+
 # Extras layouts.
 STORAGE_EXTRAS = struct.Struct(">II")  # flags, expiration
 ARITHMETIC_EXTRAS = struct.Struct(">QQI")  # delta, initial value, expiration
