@@ -46,6 +46,8 @@ from servers import (
 BENCH = Path(__file__).resolve().parent
 LOADGEN = BENCH / "loadgen.py"
 RESULTS = BENCH / "results.md"
+# Where the part of results.md that run.py does not write begins.
+KEPT_MARKER = "<!-- Written by other scripts; bench/run.py keeps what follows. -->"
 
 WORKLOADS = "abcdefg"
 
@@ -666,7 +668,13 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + report)
     print("Took {:.0f} s.".format(elapsed))
     if output is not None:
-        output.write_text("# Benchmark results\n\n" + report)
+        # Sections other scripts wrote (below KEPT_MARKER) stay as they were.
+        kept = ""
+        if output.exists():
+            previous = output.read_text()
+            if KEPT_MARKER in previous:
+                kept = "\n" + previous[previous.index(KEPT_MARKER):]
+        output.write_text("# Benchmark results\n\n" + report + kept)
         print("Wrote {}.".format(output))
 
 

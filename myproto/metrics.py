@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.internet import StreamServerEndpointService
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -476,12 +474,3 @@ def metricsSite(cache: Cache) -> Site:
     root = Resource()
     root.putChild(METRICS_PATH, MetricsResource(cache))
     return MetricsSite(root)
-
-
-def metricsService(description: str, cache: Cache, reactor: Any) -> StreamServerEndpointService:
-    """
-    @param description: the endpoint to serve on, e.g.
-        C{tcp:9150:interface=127.0.0.1}.
-    @return: a service serving C{/metrics} there.
-    """
-    return strports.service(description, metricsSite(cache), reactor=reactor)
