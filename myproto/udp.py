@@ -203,9 +203,12 @@ class UDPServerProtocol(DatagramProtocol):
         stats = self._cache.stats
         stats.currConnections += 1
         stats.totalConnections += 1
+        # stats conns lists it beside the listening sockets, as memcached does.
+        self._cache.listeners.add(self)
 
     def stopProtocol(self) -> None:
         self._cache.stats.currConnections -= 1
+        self._cache.listeners.discard(self)
 
     def datagramReceived(self, datagram: bytes, address: Any) -> None:  # type: ignore[override]
         if len(datagram) <= HEADER_SIZE:
@@ -281,9 +284,10 @@ class UDPServerProtocol(DatagramProtocol):
         return connectionNumber(self)
 
     def connectionReport(self, now: float, current: bool) -> list[tuple[str, object]]:
+        # memcached 1.6.18's lines for its UDP connection, "UDP UDP" first.
         return [
+            ("UDP", "UDP"),
             ("addr", describeAddress(self.transport.getHost())),  # type: ignore[union-attr]
-            ("listen_addr", describeAddress(self.transport.getHost())),  # type: ignore[union-attr]
             ("state", "conn_read"),
             ("secs_since_last_cmd", 0),
         ]

@@ -30,7 +30,7 @@ RUN = os.path.join(ROOT.path, "tests", "memcached_suite", "run")
 LIMIT = 900
 
 #: At least this many files must run: the script's list, less nothing.
-MINIMUM_FILES = 39
+MINIMUM_FILES = 44
 
 _FAILED_FILE = re.compile(r"^(t/\S+\.t) +\(Wstat", re.MULTILINE)
 _FILES = re.compile(r"^Files=(\d+), Tests=(\d+)", re.MULTILINE)

@@ -229,6 +229,20 @@ class UDPFramingTests(SynchronousTestCase):
         self.protocol.doStop()
         self.assertEqual((stats.currConnections, stats.totalConnections), (0, 1))
 
+    def test_listedInStatsConns(self) -> None:
+        """
+        C{stats conns} lists the UDP port while it listens, with memcached
+        1.6.18's lines for its UDP connection.
+        """
+        lines = self.send(datagram(b"stats conns\r\n"))[0][8:].split(b"\r\n")
+        udp = [line.split(b":", 1)[1] for line in lines if line.startswith(b"STAT ")]
+        self.assertEqual(
+            udp,
+            [b"UDP UDP", b"addr udp:127.0.0.1:11211", b"state conn_read", b"secs_since_last_cmd 0"],
+        )
+        self.protocol.doStop()
+        self.assertNotIn(self.protocol, self.factory.cache.listeners)
+
     def test_arithmeticAndDelete(self) -> None:
         """
         Commands that share the stream connections' code answer the same.
