@@ -850,6 +850,35 @@ def afterBinaryResponses(count: int) -> WaitUntil:
     return WaitUntil(lambda received: len(binaryFrames(received)[0]) >= count)
 
 
+async def binaryMismatch(
+    name: str,
+    parts: list[Part],
+    expected: NormalBinary,
+    chunkings: Sequence[Optional[random.Random]],
+    settings: Any = None,
+) -> Optional[str]:
+    """
+    Send a binary stream to a fresh myproto once per chunking and compare
+    each normalised answer with memcached's.
+
+    @param expected: memcached's answer, through L{normaliseBinary}.
+    @return: L{None}, or a description of the first answer that differs.
+    """
+    host = "127.0.0.1"
+    for chunking in chunkings:
+        port, stop = await listenMyproto(settings)
+        try:
+            ours = await exchange(host, port, parts, quit=False, chunking=chunking)
+        finally:
+            await stop()
+        actual = normaliseBinary(ours.data, ours.closedByServer)
+        if actual != expected:
+            return "{} ({}):\n  memcached {!r}\n  myproto   {!r}".format(
+                name, "whole" if chunking is None else "chunked", expected, actual
+            )
+    return None
+
+
 def memcachedSaslConfiguration(directory: Any, users: Sequence[tuple[bytes, bytes]]) -> str:
     """
     Write a Cyrus SASL configuration for memcached's C{-S}: C{PLAIN} only,

@@ -26,6 +26,7 @@ from tests.helpers import binaryFrames, binaryRequest, counter, expiration, stor
 from tests.reference import (
     Part,
     afterBinaryResponses as afterResponses,
+    binaryMismatch,
     exchange,
     listenMyproto,
     normaliseBinary as normalise,
@@ -288,20 +289,9 @@ class BinaryDifferentialTests(TestCase):
                 chunkings = [None, random.Random(name), random.Random(name + "!")]
                 if name in WHOLE_ONLY:
                     chunkings = [None]
-                for chunking in chunkings:
-                    port, stop = await listenMyproto()
-                    try:
-                        ours = await exchange(HOST, port, parts, quit=False, chunking=chunking)
-                    finally:
-                        await stop()
-                    actual = normalise(ours.data, ours.closedByServer)
-                    if actual != expected:
-                        problems.append(
-                            "{} ({}):\n  memcached {!r}\n  myproto   {!r}".format(
-                                name, "whole" if chunking is None else "chunked", expected, actual
-                            )
-                        )
-                        break
+                problem = await binaryMismatch(name, parts, expected, chunkings)
+                if problem is not None:
+                    problems.append(problem)
             self.assertEqual(problems, [], "\n".join(problems))
 
         return Deferred.fromCoroutine(check())

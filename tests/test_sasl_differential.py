@@ -28,6 +28,7 @@ from tests.helpers import SetEnvironment, binaryFrames, binaryRequest, storage
 from tests.reference import (
     Part,
     afterBinaryResponses,
+    binaryMismatch,
     exchange,
     listenMyproto,
     memcachedSaslConfiguration,
@@ -158,20 +159,10 @@ class SaslDifferentialTests(TestCase):
                 parts: list[Part] = list(stream) + [binaryRequest(B.QUIT)]
                 theirs = await exchange(HOST, memcached.port, parts, quit=False)
                 expected = normaliseBinary(theirs.data, theirs.closedByServer)
-                for chunking in [None, random.Random(name), random.Random(name + "!")]:
-                    port, stop = await listenMyproto(saslSettings())
-                    try:
-                        ours = await exchange(HOST, port, parts, quit=False, chunking=chunking)
-                    finally:
-                        await stop()
-                    actual = normaliseBinary(ours.data, ours.closedByServer)
-                    if actual != expected:
-                        problems.append(
-                            "{} ({}):\n  memcached {!r}\n  myproto   {!r}".format(
-                                name, "whole" if chunking is None else "chunked", expected, actual
-                            )
-                        )
-                        break
+                chunkings = [None, random.Random(name), random.Random(name + "!")]
+                problem = await binaryMismatch(name, parts, expected, chunkings, saslSettings())
+                if problem is not None:
+                    problems.append(problem)
             self.assertEqual(problems, [], "\n".join(problems))
 
         return Deferred.fromCoroutine(check())
