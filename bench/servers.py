@@ -71,6 +71,49 @@ def freePort() -> int:
         return int(sock.getsockname()[1])
 
 
+def waitForPort(port: int, deadline: float) -> None:
+    """
+    Wait until something accepts on 127.0.0.1:C{port}, or exit at C{deadline}.
+    """
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def readUntil(connection: socket.socket, end: bytes) -> bytes:
+    """
+    @return: what arrives until it ends with C{end}.
+    """
+    received = b""
+    while not received.endswith(end):
+        chunk = connection.recv(1 << 20)
+        if not chunk:
+            raise SystemExit("server closed the connection")
+        received += chunk
+    return received
+
+
+def fill(port: int, items: int) -> None:
+    """
+    Store C{items} values of 100 bytes under C{key:NNNNNNNN}, in pipelined
+    batches.
+    """
+    value = b"v" * 100
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        batch = 5000
+        for start in range(0, items, batch):
+            request = b"".join(
+                b"set key:%08d 0 0 100 noreply\r\n%s\r\n" % (number, value)
+                for number in range(start, min(start + batch, items))
+            )
+            connection.sendall(request + b"mn\r\n")
+            readUntil(connection, b"MN\r\n")
+
+
 def pinned(core: int | None, argv: list[str]) -> list[str]:
     """
     @return: C{argv} run through C{taskset} on C{core} (unchanged if L{None}).

@@ -23,46 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from servers import fill, freePort, readUntil, waitForPort
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def freePort() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def waitForPort(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
-
-
-def readUntil(connection: socket.socket, end: bytes) -> bytes:
-    received = b""
-    while not received.endswith(end):
-        chunk = connection.recv(1 << 20)
-        if not chunk:
-            raise SystemExit("server closed the connection")
-        received += chunk
-    return received
-
-
-def fill(port: int, items: int) -> None:
-    value = b"v" * 100
-    with socket.create_connection(("127.0.0.1", port)) as connection:
-        batch = 5000
-        for start in range(0, items, batch):
-            request = b"".join(
-                b"set key:%08d 0 0 100 noreply\r\n%s\r\n" % (number, value)
-                for number in range(start, min(start + batch, items))
-            )
-            connection.sendall(request + b"mn\r\n")
-            readUntil(connection, b"MN\r\n")
 
 
 def main() -> None:

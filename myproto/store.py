@@ -231,18 +231,7 @@ class MemoryLimit:
             if victim.expires and victim.expires <= now:
                 self._reclaim(victim)
                 continue
-            del self._items[victim.key]
-            # _uncount and StoreStats' counting, inlined: a full store
-            # evicts on every put.
-            keyLength = len(victim.key)
-            valueLength = len(victim.value)
-            size = _HEADER_AND_ENDS + keyLength + valueLength
-            if victim.cas:
-                size += CAS_SIZE
-            if victim.flags:
-                size += FLAGS_SIZE
-            self.bytes -= size
-            self.cost -= itemCost(keyLength, valueLength, victim.expires)
+            self.remove(victim)
             stats = self.stats
             stats.evictions += 1
             stats.evictedTime = int(now - victim.lastAccess)
